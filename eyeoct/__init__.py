@@ -1,0 +1,1 @@
+"""EyeOCT: the eye-specific parts (data, metrics, I/O, configs, CLI and training plumbing)."""

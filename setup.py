@@ -1,0 +1,27 @@
+"""Installs the EyeOCT packages: eyeoct (domain), ldm (latent diffusion), cldm (conditioning)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="eyeoct",
+    version="0.1.0",
+    description="Colour fundus photograph to six OCT B-scans with latent diffusion",
+    packages=find_packages(include=["eyeoct", "eyeoct.*", "ldm", "ldm.*", "cldm", "cldm.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "pytorch-lightning>=2.1,<3",
+        "omegaconf>=2.3",
+        "einops>=0.7",
+        "open_clip_torch>=2.24",
+        "numpy>=1.24",
+        "pandas>=2.0",
+        "pillow>=10.0",
+        "scikit-image>=0.22",
+        "scipy>=1.10",
+        "tensorboard>=2.14",
+        "safetensors>=0.4",
+        "tqdm>=4.66",
+    ],
+    extras_require={"test": ["pytest>=7.4"]},
+)
