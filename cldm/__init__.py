@@ -1,0 +1,1 @@
+"""Conditioning of EyeOCT: CF encoder, ControlNet branch, ControlLDM."""

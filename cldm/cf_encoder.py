@@ -1,0 +1,157 @@
+"""Colour-fundus encoder: an open_clip visual tower returning projected patch tokens [B, N, D]."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from open_clip.modified_resnet import ModifiedResNet
+from open_clip.transformer import VisionTransformer
+from safetensors.torch import load_file as load_safetensors
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_vision_cfg(model_name: str | None, vision_cfg: Mapping[str, Any] | None) -> dict:
+    """Return the vision config of a built-in open_clip model name or the explicit `vision_cfg`."""
+    if (model_name is None) == (vision_cfg is None):
+        raise ValueError(f"CFEncoder needs exactly one of model_name or vision_cfg, got model_name={model_name!r}, "
+                         f"vision_cfg={vision_cfg!r}")
+    if vision_cfg is not None:
+        return dict(vision_cfg)
+    if ":" in model_name:  # 'hf-hub:' / 'local-dir:' schemas may download or read foreign configs
+        raise ValueError(f"CFEncoder model_name {model_name!r}: only built-in open_clip names are allowed "
+                         f"(e.g. 'RN50', 'ViT-B-16'); give local weights with `pretrained: /path`")
+    model_cfg = open_clip.get_model_config(model_name)
+    if model_cfg is None:
+        raise ValueError(f"CFEncoder model_name {model_name!r} is not an open_clip model config; "
+                         f"known names include {open_clip.list_models()[:8]} ...")
+    return dict(model_cfg["vision_cfg"])
+
+
+def build_vision_tower(cfg: Mapping[str, Any]) -> nn.Module:
+    """Build a randomly initialised open_clip ViT (int `layers`) or ModifiedResNet (list `layers`)."""
+    width = int(cfg.get("width", 768))
+    head_width = int(cfg.get("head_width", 64))
+    image_size = int(cfg.get("image_size", 224))
+    layers = cfg.get("layers", 12)
+    if isinstance(layers, (list, tuple)):
+        # output_dim only shapes the pooled head, which CFEncoder discards
+        return ModifiedResNet(layers=list(layers), output_dim=width,
+                              heads=width * 32 // head_width, image_size=image_size, width=width)
+    return VisionTransformer(image_size=image_size, patch_size=int(cfg["patch_size"]), width=width,
+                             layers=int(layers), heads=max(1, width // head_width),
+                             mlp_ratio=float(cfg.get("mlp_ratio", 4.0)), output_dim=width,
+                             output_tokens=True)
+
+
+def load_tower_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read visual-tower weights from a local safetensors/torch file (full CLIP or visual-only keys)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"CF encoder pretrained weights not found: {path}. Expected a local open_clip checkpoint "
+            f"(e.g. open_clip_model.safetensors of the chosen architecture, downloaded beforehand); "
+            f"nothing is downloaded at run time.")
+    if path.suffix == ".safetensors":
+        state = load_safetensors(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # TorchScript archives and pickled objects are refused on purpose
+            raise ValueError(f"Cannot read {path} as a plain state dict with weights_only=True "
+                             f"(convert it to safetensors): {err}") from err
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if any(k.startswith("visual.") for k in state):
+        state = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")}
+    return state
+
+
+class CFEncoder(nn.Module):
+    """Encode a CF image in [-1, 1] into `context_dim` tokens for cross-attention.
+
+    ViT towers give their patch tokens (after `ln_post`), ModifiedResNet towers their last feature map
+    flattened; a linear layer (plus a learned per-token position) maps them to `context_dim`.
+    `trainable=False` freezes the tower (no grads, kept in eval mode); the projection always trains.
+    """
+
+    def __init__(self, context_dim: int, model_name: str | None = None, vision_cfg: Mapping[str, Any] | None = None,
+                 pretrained: str | None = None, trainable: bool = True):
+        super().__init__()
+        cfg = resolve_vision_cfg(model_name, vision_cfg)
+        self.tower = build_vision_tower(cfg)
+        self.is_resnet = isinstance(self.tower, ModifiedResNet)
+        # parts producing only the pooled vector are dropped (unused parameters break DDP and EMA)
+        if self.is_resnet:
+            self.tower.attnpool = None
+            feature_dim = int(cfg.get("width", 64)) * 32
+            grid = int(cfg.get("image_size", 224)) // 32
+            self.num_tokens = grid * grid
+        else:
+            self.tower.proj = None
+            feature_dim = self.tower.transformer.width
+            self.num_tokens = self.tower.grid_size[0] * self.tower.grid_size[1]
+        if pretrained:
+            self.load_tower_weights(pretrained, cfg)
+        self.image_size = int(cfg.get("image_size", 224))
+        self.context_dim = context_dim
+        self.trainable = trainable
+        self.token_norm = nn.LayerNorm(feature_dim) if self.is_resnet else nn.Identity()
+        self.proj = nn.Linear(feature_dim, context_dim)
+        self.token_pos = nn.Parameter(torch.zeros(self.num_tokens, context_dim))
+        self.register_buffer("mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1), persistent=False)
+        self.tower.requires_grad_(trainable)
+        if not trainable:
+            self.tower.eval()
+
+    def load_tower_weights(self, path: str | Path, cfg: Mapping[str, Any]) -> None:
+        """Load the tower from a local file, ignoring the dropped pooling/projection weights."""
+        state = {k: v for k, v in load_tower_state_dict(path).items()
+                 if k != "proj" and not k.startswith("attnpool.")}
+        mismatch = f"CF encoder weights {path} do not match the tower config {cfg}"
+        try:
+            missing, unexpected = self.tower.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # tensors of the wrong shape
+            raise ValueError(f"{mismatch}: {err}") from err
+        if missing or unexpected:
+            raise ValueError(f"{mismatch}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        logger.info("Loaded CF encoder tower weights from %s", path)
+
+    def train(self, mode: bool = True) -> "CFEncoder":
+        """Switch modes but keep a frozen tower in eval mode (BatchNorm statistics stay fixed)."""
+        super().train(mode)
+        if not self.trainable:
+            self.tower.eval()
+        return self
+
+    def preprocess(self, cf: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] RGB -> [0, 1] -> resized to the tower's size -> CLIP mean/std normalised."""
+        if cf.ndim != 4 or cf.shape[1] != 3:
+            raise ValueError(f"CFEncoder expects cf of shape [B, 3, h, w], got {tuple(cf.shape)}")
+        x = (cf + 1.0) / 2.0
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False,
+                              antialias=True)
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def tower_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Unprojected tokens [B, N, feature_dim] of a preprocessed image."""
+        if self.is_resnet:
+            t = self.tower
+            feat = t.layer4(t.layer3(t.layer2(t.layer1(t.stem(x)))))
+            return feat.flatten(2).transpose(1, 2)
+        _, tokens = self.tower(x)
+        return tokens
+
+    def forward(self, cf: torch.Tensor) -> torch.Tensor:
+        """Tokens [B, num_tokens, context_dim] of a CF batch in [-1, 1]."""
+        tokens = self.tower_tokens(self.preprocess(cf))
+        return self.proj(self.token_norm(tokens)) + self.token_pos.to(tokens.dtype)
