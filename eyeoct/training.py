@@ -1,0 +1,99 @@
+"""Builds the Lightning pieces of a training run from its config and fits (shared by both stages)."""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from eyeoct.config import instantiate_from_config, require, to_container
+from eyeoct.runs import RUN_DIR_ENV
+
+logger = logging.getLogger(__name__)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file and renames it, and loads with `weights_only=True`."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        with open(tmp, "wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
+    """Checkpointing (last + best by `checkpoint.monitor`), learning-rate logging, and config callbacks."""
+    ckpt_cfg = OmegaConf.select(cfg, "checkpoint", default=None) or {}
+    monitor = ckpt_cfg.get("monitor")
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best-{step}" if monitor else "step-{step}",
+        monitor=monitor,
+        mode=ckpt_cfg.get("mode", "min"),
+        save_top_k=1,
+        save_last=True,
+        every_n_train_steps=ckpt_cfg.get("every_n_train_steps"),
+        auto_insert_metric_name=False,
+    )
+    callbacks: list[pl.Callback] = [checkpoint, LearningRateMonitor(logging_interval="step")]
+    for node in OmegaConf.select(cfg, "callbacks", default=None) or []:
+        callbacks.append(instantiate_from_config(node))
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
+    """A `pl.Trainer` whose settings come from `cfg.trainer`, logging TensorBoard into the run folder."""
+    trainer_kwargs = to_container(OmegaConf.select(cfg, "trainer", default=None)) or {}
+    tb_logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="tensorboard", default_hp_metric=False)
+    return pl.Trainer(
+        default_root_dir=str(run_dir),
+        logger=tb_logger,
+        callbacks=build_callbacks(cfg, run_dir),
+        plugins=[AtomicCheckpointIO()],
+        **trainer_kwargs,
+    )
+
+
+@contextmanager
+def _run_dir_for_workers(run_dir: Path) -> Iterator[None]:
+    """Lets worker processes that Lightning launches find the same run folder."""
+    previous = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
+
+
+def run_training(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None) -> tuple[pl.Trainer, pl.LightningModule]:
+    """Seed, build datamodule, model and trainer from the config, and fit (resuming from `ckpt_path`)."""
+    pl.seed_everything(int(OmegaConf.select(cfg, "run.seed", default=0)), workers=True)
+    datamodule = instantiate_from_config(require(cfg, "data"))
+    model = instantiate_from_config(require(cfg, "model"))
+    trainer = build_trainer(cfg, run_dir)
+    with _run_dir_for_workers(run_dir):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    logger.info("finished at step %d; checkpoints in %s", trainer.global_step, run_dir / "checkpoints")
+    return trainer, model
