@@ -1,0 +1,94 @@
+"""One eye on disk (its CF file and six OCT slice files), path checks, and the patient-level split."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
+
+from eyeoct.data.errors import DataError
+
+NUM_SLICES = 6
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class EyeCase:
+    """Files of one eye: `pid` groups eyes of one patient; `case_id` defaults to the CF file stem."""
+
+    pid: str
+    cf_path: Path
+    oct_paths: list[Path] | None
+    case_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.case_id:
+            object.__setattr__(self, "case_id", Path(self.cf_path).stem)
+
+
+def resolve_inside(root: Path, relative: str, where: str) -> Path:
+    """`root / relative`, refusing absolute paths and paths that leave `root`; `where` names the row."""
+    text = str(relative).strip()
+    if not text:
+        raise DataError(f"{where}: empty path")
+    candidate = Path(text)
+    if candidate.is_absolute() or text.startswith(("/", "\\")) or (len(text) > 1 and text[1] == ":"):
+        raise DataError(f"{where}: absolute path {text!r} is not allowed; paths must be relative to {root}")
+    resolved = (root / candidate).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise DataError(f"{where}: path {text!r} leaves the data root {root}")
+    return root / candidate
+
+
+def find_slice_file(stem_path: Path) -> Path | None:
+    """The existing file `<stem_path>.<ext>` for a known image extension (jpg first), or None."""
+    for ext in IMAGE_EXTENSIONS:
+        for candidate in (stem_path.with_name(stem_path.name + ext), stem_path.with_name(stem_path.name + ext.upper())):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def find_six_slices(folder: Path, prefix: str, where: str) -> list[Path]:
+    """Paths of `<folder>/<prefix>{0..5}.<ext>`; a DataError naming `where` and the first missing file."""
+    if not folder.is_dir():
+        raise DataError(f"{where}: OCT folder not found: {folder}")
+    found = [find_slice_file(folder / f"{prefix}{k}") for k in range(NUM_SLICES)]
+    missing = [k for k, path in enumerate(found) if path is None]
+    if missing:
+        raise DataError(
+            f"{where}: found {NUM_SLICES - len(missing)} of {NUM_SLICES} OCT slices; missing "
+            f"{folder / f'{prefix}{missing[0]}.jpg'} (slices {missing}; extensions tried: {', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return found  # type: ignore[return-value]
+
+
+def check_unique_ids(cases: Sequence[EyeCase], source: Path) -> None:
+    """Raise if two cases share a case id (their outputs and cache entries would collide)."""
+    seen: dict[str, EyeCase] = {}
+    for case in cases:
+        if case.case_id in seen:
+            raise DataError(
+                f"{source}: case id {case.case_id!r} appears twice ({seen[case.case_id].cf_path} and {case.cf_path})"
+            )
+        seen[case.case_id] = case
+
+
+CaseT = TypeVar("CaseT")
+
+
+def split_by_group(
+    cases: Sequence[CaseT], val_fraction: float, seed: int, group: Callable[[CaseT], str]
+) -> tuple[list[CaseT], list[CaseT]]:
+    """Split into (train, val) so that no group (patient) is in both; about `val_fraction` of the groups go to val."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    groups = sorted({group(c) for c in cases})
+    random.Random(seed).shuffle(groups)
+    n_val = round(len(groups) * val_fraction)
+    if val_fraction > 0 and n_val == 0 and len(groups) > 1:
+        n_val = 1
+    val_groups = set(groups[:n_val])
+    train = [c for c in cases if group(c) not in val_groups]
+    val = [c for c in cases if group(c) in val_groups]
+    return train, val
