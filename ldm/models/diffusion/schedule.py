@@ -1,0 +1,121 @@
+"""Discrete-time Gaussian noise schedule: betas, cumulative alphas, forward noising and conversions.
+
+``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` (Ho et al., 2020); ``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0``
+(Salimans & Ho, 2022). Tables are kept in float64 on the CPU; values are gathered for the timesteps of a
+call and returned on the device and in the dtype of the input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+PARAMETERIZATIONS = ("eps", "v")
+
+
+def linear_betas(num_timesteps: int, linear_start: float, linear_end: float) -> torch.Tensor:
+    """LDM's "linear" schedule: betas linear in sqrt space, then squared."""
+    return torch.linspace(linear_start**0.5, linear_end**0.5, num_timesteps, dtype=torch.float64) ** 2
+
+
+def cosine_betas(num_timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """Nichol & Dhariwal (2021): ``abar(t) = cos^2(((t/T + s) / (1 + s)) * pi/2)``, betas clipped at ``max_beta``."""
+    steps = torch.arange(num_timesteps + 1, dtype=torch.float64) / num_timesteps
+    abar = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    return torch.clamp(1 - abar[1:] / abar[:-1], max=max_beta)
+
+
+def check_parameterization(parameterization: str) -> None:
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
+
+
+class NoiseSchedule:
+    """Noise schedule of ``num_timesteps`` steps, ``kind`` "linear" (LDM) or "cosine" (improved DDPM)."""
+
+    def __init__(
+        self,
+        kind: str = "linear",
+        num_timesteps: int = 1000,
+        linear_start: float = 0.00085,
+        linear_end: float = 0.012,
+    ):
+        if num_timesteps < 2:
+            raise ValueError(f"num_timesteps must be >= 2, got {num_timesteps}")
+        if kind == "linear":
+            if not 0 < linear_start < linear_end < 1:
+                raise ValueError(f"need 0 < linear_start < linear_end < 1, got {linear_start}, {linear_end}")
+            betas = linear_betas(num_timesteps, linear_start, linear_end)
+        elif kind == "cosine":
+            betas = cosine_betas(num_timesteps)
+        else:
+            raise ValueError(f"schedule kind must be 'linear' or 'cosine', got {kind!r}")
+        self.kind = kind
+        self.num_timesteps = num_timesteps
+        self.betas = betas
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        self.alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
+        self.sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()
+        self.sqrt_one_minus_alphas_cumprod = (1.0 - self.alphas_cumprod).sqrt()
+
+    def gather(self, table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``table[t]`` shaped [B, 1, ..., 1] to broadcast against ``like``, on its device and dtype."""
+        t = torch.as_tensor(t)
+        if t.ndim != 1 or t.shape[0] != like.shape[0]:
+            raise ValueError(f"timesteps must have shape [{like.shape[0]}], got {tuple(t.shape)}")
+        index = t.detach().to("cpu", torch.long)
+        if index.min() < 0 or index.max() >= self.num_timesteps:
+            raise ValueError(f"timesteps must lie in [0, {self.num_timesteps - 1}], got {index.tolist()}")
+        values = table[index].to(device=like.device, dtype=like.dtype)
+        return values.view(-1, *([1] * (like.ndim - 1)))
+
+    def sample_timesteps(self, batch: int, device: torch.device | str = "cpu", generator=None) -> torch.Tensor:
+        """Uniform random training timesteps [batch] in [0, T-1] (drawn on the generator's device)."""
+        gen_device = generator.device if generator is not None else device
+        return torch.randint(0, self.num_timesteps, (batch,), generator=generator, device=gen_device).to(device)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Noised sample ``x_t = sqrt(abar_t) x0 + sqrt(1-abar_t) noise``."""
+        return self.gather(self.sqrt_alphas_cumprod, t, x0) * x0 + self.gather(
+            self.sqrt_one_minus_alphas_cumprod, t, x0
+        ) * noise
+
+    def v_target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Velocity ``v = sqrt(abar_t) noise - sqrt(1-abar_t) x0``."""
+        return self.gather(self.sqrt_alphas_cumprod, t, x0) * noise - self.gather(
+            self.sqrt_one_minus_alphas_cumprod, t, x0
+        ) * x0
+
+    def training_target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, parameterization: str):
+        """What the model regresses: ``noise`` for "eps", ``v_target`` for "v"."""
+        check_parameterization(parameterization)
+        return noise if parameterization == "eps" else self.v_target(x0, noise, t)
+
+    def predict_x0_eps(
+        self, x_t: torch.Tensor, t: torch.Tensor, model_out: torch.Tensor, parameterization: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x0, eps)`` implied by the model output at ``(x_t, t)``.
+
+        eps: ``x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar)``;
+        v:   ``x0 = sqrt(abar) x_t - sqrt(1-abar) v``, ``eps = sqrt(1-abar) x_t + sqrt(abar) v``.
+        """
+        check_parameterization(parameterization)
+        a = self.gather(self.sqrt_alphas_cumprod, t, x_t)
+        s = self.gather(self.sqrt_one_minus_alphas_cumprod, t, x_t)
+        if parameterization == "eps":
+            return (x_t - s * model_out) / a, model_out
+        return a * x_t - s * model_out, s * x_t + a * model_out
+
+    def snr(self, t: torch.Tensor) -> torch.Tensor:
+        """Signal-to-noise ratio ``abar_t / (1 - abar_t)`` [B] (float32, on ``t``'s device)."""
+        t = torch.as_tensor(t)
+        like = torch.empty(t.shape[0], device=t.device)
+        return self.gather(self.alphas_cumprod / (1.0 - self.alphas_cumprod), t, like)
+
+    def min_snr_weight(self, t: torch.Tensor, parameterization: str, gamma: float = 5.0) -> torch.Tensor:
+        """Min-SNR-gamma loss weights [B] (Hang et al., 2023) for the eps or v regression target."""
+        check_parameterization(parameterization)
+        snr = self.snr(t)
+        clipped = torch.clamp(snr, max=gamma)
+        return clipped / snr if parameterization == "eps" else clipped / (snr + 1)
