@@ -39,6 +39,13 @@ def test_frechet_matches_symmetric_scipy_form():
     root1 = scipy.linalg.sqrtm(s1).real
     expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(root1 @ s2 @ root1).real)
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
+    # the direct scipy formula on the non-symmetric product, also for rank-deficient covariances
+    direct = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(direct, rel=1e-9)
+    a, b = rng.standard_normal((4, d)), rng.standard_normal((5, d)) * 2
+    ca, cb = np.cov(a.T), np.cov(b.T)
+    direct = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(ca + cb - 2 * scipy.linalg.sqrtm(ca @ cb).real)
+    assert frechet_distance_from_features(a, b) == pytest.approx(direct, rel=1e-6)
 
 
 def test_feature_statistics_use_n_minus_1():

@@ -1,12 +1,7 @@
 """Frechet distance between Gaussians fitted to feature sets (FVD, FID), in float64."""
 from __future__ import annotations
 
-import logging
-
 import numpy as np
-import scipy.linalg
-
-logger = logging.getLogger(__name__)
 
 
 def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
@@ -17,29 +12,27 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
     return feats.mean(axis=0), np.cov(feats, rowvar=False, ddof=1)
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-    """||mu1-mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) with scipy.linalg.sqrtm, float64.
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) for symmetric PSD S1, S2, via the similar symmetric S1^(1/2) S2 S1^(1/2).
 
-    If the product is singular enough for sqrtm to return non-finite values, eps is added to both
-    diagonals (logged). A tiny imaginary part from round-off is dropped; a large one is an error.
+    Equal to Tr(scipy.linalg.sqrtm(S1 @ S2)) but real-valued by construction and several times
+    faster for 2048-d Inception features; round-off negative eigenvalues are clipped to 0.
     """
+    evals, evecs = np.linalg.eigh(sigma1)
+    root1 = (evecs * np.sqrt(np.clip(evals, 0, None))) @ evecs.T
+    inner = root1 @ sigma2 @ root1
+    return float(np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum())
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """||mu1-mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^(1/2)) in float64."""
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
         raise ValueError(f"frechet_distance: inconsistent shapes mu {mu1.shape}/{mu2.shape}, "
                          f"sigma {sigma1.shape}/{sigma2.shape}")
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        logger.warning("sqrtm of the covariance product is not finite; adding %g to the diagonals", eps)
-        offset = np.eye(mu1.size) * eps
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"frechet_distance: sqrtm has a large imaginary part "
-                             f"({np.abs(covmean.imag).max():.3g}); covariances are ill-conditioned")
-        covmean = covmean.real
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2))
 
 
 def frechet_distance_from_features(features_a, features_b) -> float:
