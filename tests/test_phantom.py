@@ -1,0 +1,145 @@
+"""Tests of the procedural eye: determinism, shapes, and that the metadata agrees with the pixels."""
+import json
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from eyeoct.data.phantom import PhantomCase, PhantomConfig, render_case
+
+SMALL = PhantomConfig(cf_size=64, oct_height=64, oct_width=64)
+MEDIUM = PhantomConfig(cf_size=96, oct_height=248, oct_width=384)
+
+
+def _with(config: PhantomConfig, **changes) -> PhantomConfig:
+    return PhantomConfig(**{**config.__dict__, **changes})
+
+
+def _rpe_rows(bscan: np.ndarray) -> np.ndarray:
+    """Row of the brightest pixel in every column (the RPE in a noise-free B-scan)."""
+    return np.argmax(bscan, axis=0)
+
+
+def test_same_seed_and_index_give_identical_arrays_and_other_index_differs():
+    a, b = render_case(3, 5, SMALL), render_case(3, 5, SMALL)
+    np.testing.assert_array_equal(a.cf, b.cf)
+    np.testing.assert_array_equal(a.oct, b.oct)
+    assert json.dumps(a.meta, sort_keys=True) == json.dumps(b.meta, sort_keys=True)
+    c = render_case(3, 6, SMALL)
+    assert np.abs(a.cf.astype(int) - c.cf.astype(int)).mean() > 2.0
+    assert np.abs(a.oct.astype(int) - c.oct.astype(int)).mean() > 2.0
+    d = render_case(4, 5, SMALL)
+    assert np.abs(a.oct.astype(int) - d.oct.astype(int)).mean() > 2.0
+
+
+@pytest.mark.parametrize("cf_size,height,width", [(32, 32, 32), (64, 64, 96), (80, 48, 40)])
+def test_shapes_dtypes_and_json_metadata(cf_size, height, width):
+    case = render_case(0, 1, PhantomConfig(cf_size=cf_size, oct_height=height, oct_width=width))
+    assert isinstance(case, PhantomCase)
+    assert case.cf.shape == (cf_size, cf_size, 3) and case.cf.dtype == np.uint8
+    assert case.oct.shape == (6, height, width) and case.oct.dtype == np.uint8
+    meta = json.loads(json.dumps(case.meta))
+    assert meta["laterality"] in ("L", "R")
+    assert meta["pathology"] in ("normal", "drusen", "diabetic")
+    assert len(meta["fovea_mm"]) == 2 and len(meta["disc_mm"]) == 2
+    assert sorted(case.meta["vessel_crossings"]) == list(range(6))
+    for cols in case.meta["vessel_crossings"].values():
+        assert all(0 <= c < width for c in cols)
+
+
+def test_full_size_defaults():
+    case = render_case(1, 0)
+    assert case.cf.shape == (512, 512, 3)
+    assert case.oct.shape == (6, 496, 768)
+    # the circular field of view: dark corners, bright centre
+    assert case.cf[:8, :8].mean() < 10 and case.cf[200:312, 200:312].mean() > 60
+
+
+def test_noise_free_has_same_geometry_and_less_variance():
+    noisy = render_case(2, 3, MEDIUM).oct.astype(np.float64)
+    clean_case = render_case(2, 3, MEDIUM, noise_free=True)
+    clean = clean_case.oct.astype(np.float64)
+    assert clean_case.meta == render_case(2, 3, MEDIUM).meta
+    for k in range(6):
+        r = np.corrcoef(gaussian_filter(noisy[k], 2).ravel(), clean[k].ravel())[0, 1]
+        assert r > 0.9, (k, r)
+        # speckle: neighbouring pixels differ far more in the noisy scan
+        assert np.abs(np.diff(noisy[k], axis=1)).mean() > 2.5 * np.abs(np.diff(clean[k], axis=1)).mean()
+
+
+def test_vessel_crossings_are_shadowed_below_the_rpe():
+    config = _with(MEDIUM, p_drusen=0.0, p_diabetic=0.0)
+    measured = 0
+    for index in range(3):
+        case = render_case(7, index, config, noise_free=True)
+        for k, details in case.meta["vessel_crossing_details"].items():
+            cols = [c["column"] for c in details]
+            for c in details:
+                col = c["column"]
+                far = [j for j in (col - 12, col + 12) if 0 <= j < config.oct_width
+                       and all(abs(j - other) > 8 for other in cols)]
+                if c["width_mm"] < 0.07 or c["sin_angle"] < 0.5 or not far or any(
+                        0 < abs(col - o) < 6 for o in cols):
+                    continue
+                img = case.oct[k].astype(np.float64)
+                rpe = int(np.median(_rpe_rows(img[:, far])))
+                below = slice(rpe + 4, rpe + 30)
+                inside = img[below, col].mean()
+                outside = np.mean([img[below, j].mean() for j in far])
+                assert inside < 0.8 * outside, (index, k, c, inside, outside)
+                measured += 1
+    assert measured >= 5
+
+
+def test_laterality_puts_the_disc_on_the_nasal_side():
+    seen = set()
+    for index in range(12):
+        case = render_case(11, index, _with(SMALL, cf_size=128))
+        lum = gaussian_filter(case.cf.astype(np.float64).mean(axis=2), 3)
+        row, col = np.unravel_index(np.argmax(lum), lum.shape)
+        expected_right = case.meta["laterality"] == "R"
+        assert (col > 64) == expected_right, (index, case.meta["laterality"], col)
+        assert abs(col - case.meta["disc_px"][0]) < 12 and abs(row - case.meta["disc_px"][1]) < 12
+        seen.add(case.meta["laterality"])
+    assert seen == {"L", "R"}
+
+
+def test_drusen_raise_the_rpe():
+    base = _with(MEDIUM, p_drusen=0.0, p_diabetic=0.0)
+    for index in range(3):
+        normal = render_case(5, index, base, noise_free=True)
+        drusen = render_case(5, index, _with(base, p_drusen=1.0), noise_free=True)
+        assert normal.meta["pathology"] == "normal" and drusen.meta["pathology"] == "drusen"
+        lift = np.stack([_rpe_rows(n) - _rpe_rows(d) for n, d in zip(normal.oct, drusen.oct)])
+        assert lift.max() >= 6, index     # a bump of >= 6 rows (~23 um at 496 rows over 1.92 mm)
+        assert lift.min() >= -1, index    # drusen never push the RPE down
+
+
+def test_oedema_thickens_the_retina_at_the_fovea():
+    base = _with(MEDIUM, p_drusen=0.0, p_diabetic=0.0)
+    oedema_cfg = _with(base, p_diabetic=1.0, p_oedema=1.0)
+
+    def central_thickness(case: PhantomCase) -> float:
+        mid = case.oct.shape[2] // 2
+        thick = []
+        for bscan in case.oct[:, :, mid - 3:mid + 4].astype(np.float64):
+            profile = bscan.mean(axis=1)
+            ilm = int(np.argmax(profile > 0.3 * 255))
+            thick.append(int(np.argmax(profile)) - ilm)
+        return float(np.median(thick))
+
+    for index in range(3):
+        normal = render_case(9, index, base, noise_free=True)
+        sick = render_case(9, index, oedema_cfg, noise_free=True)
+        assert any(les["type"] == "macular_oedema" for les in sick.meta["lesions"])
+        assert any(les["type"] == "cyst" for les in sick.meta["lesions"])
+        assert central_thickness(sick) > central_thickness(normal) + 10, index
+
+
+def test_bad_config_and_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="p_drusen"):
+        PhantomConfig(p_drusen=0.7, p_diabetic=0.6)
+    with pytest.raises(ValueError, match="cf_size"):
+        PhantomConfig(cf_size=4)
+    with pytest.raises(ValueError, match="seed"):
+        render_case(-1, 0, SMALL)
