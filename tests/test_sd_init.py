@@ -124,3 +124,20 @@ def test_sd_init_of_an_encoder_from_torch_checkpoint(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="sd_unet.safetensors"):
         init_unet_from_sd(UNetModel(**OURS), tmp_path / "sd_unet.safetensors")
+
+
+@pytest.mark.parametrize(
+    "kwargs, published",
+    [
+        # SD v1.x UNet (CompVis config): 859,520,964 parameters
+        (dict(num_heads=8, num_head_channels=-1, context_dim=768, use_linear_in_transformer=False), 859_520_964),
+        # SD v2.x UNet (Stability config): 865,910,724 parameters
+        (dict(num_head_channels=64, context_dim=1024, use_linear_in_transformer=True), 865_910_724),
+    ],
+)
+def test_full_size_config_reproduces_the_sd_unet_parameter_count(kwargs, published):
+    sd_layout = dict(in_channels=4, out_channels=4, model_channels=320, channel_mult=[1, 2, 4, 4],
+                     num_res_blocks=2, attention_resolutions=[1, 2, 4])
+    with torch.device("meta"):
+        model = UNetModel(**sd_layout, **kwargs)
+    assert sum(p.numel() for p in model.parameters()) == published
