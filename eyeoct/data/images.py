@@ -12,8 +12,9 @@ How the panel is found (no fixed row or column numbers):
    apart; they cut the image into candidate panels.
 3. Each candidate is scored by its anisotropy, mean |d/dy| / mean |d/dx| after smoothing (sigma H/100): retinal
    layers make B-scans strongly layered (> `BSCAN_MIN_ANISOTROPY`), fundus images are isotropic.
-   Adjacent layered candidates are merged; the most layered run is the B-scan panel, and flat rows
-   and columns at its edges (gaps, the unused area below a shorter B-scan) are trimmed.
+   Adjacent layered candidates are merged; the most layered run is the B-scan panel. Flat columns at
+   its sides (gaps between panels) and flat bright rows above or below it (white padding of a taller
+   export) are trimmed; flat dark rows are kept, since B-scans often end in black rows.
 4. An image with one panel is kept whole. Flat bright bands at its border (registration padding, as
    in the Duke DME exports) are filled with the B-scan's background level, so the size is unchanged
    and no white band reaches the model.
@@ -131,7 +132,7 @@ def locate_bscan_panel(gray: np.ndarray) -> tuple[slice, slice]:
     while last < len(segments) - 1 and scores[last + 1] >= BSCAN_MIN_ANISOTROPY:
         last += 1
     panel_cols = slice(cols.start + segments[first][0], cols.start + segments[last][1])
-    panel = _content_box(x[rows, panel_cols])
+    panel = _content_box(x[rows, panel_cols], bright_rows_only=True)
     if panel is None:
         return whole
     prow, pcol = panel
@@ -139,20 +140,27 @@ def locate_bscan_panel(gray: np.ndarray) -> tuple[slice, slice]:
             slice(panel_cols.start + pcol.start, panel_cols.start + pcol.stop))
 
 
-def _flat_run(std: np.ndarray) -> tuple[int, int]:
-    """Index range [start, stop) left after removing leading and trailing entries with std <= UNIFORM_STD."""
-    content = np.flatnonzero(std > UNIFORM_STD)
+def _flat_run(x: np.ndarray, axis: int, bright_only: bool = False) -> tuple[int, int]:
+    """Index range [start, stop) along `axis` left after dropping flat leading and trailing lines.
+
+    A line (row for axis=1, column for axis=0) is flat if its std <= UNIFORM_STD; with `bright_only`
+    it must also be bright padding (mean >= BRIGHT_PADDING): B-scans can end in genuinely black rows.
+    """
+    flat = x.std(axis=axis) <= UNIFORM_STD
+    if bright_only:
+        flat &= x.mean(axis=axis) >= BRIGHT_PADDING
+    content = np.flatnonzero(~flat)
     if content.size == 0:
         return 0, 0
     return int(content[0]), int(content[-1]) + 1
 
 
-def _content_box(x: np.ndarray) -> tuple[slice, slice] | None:
+def _content_box(x: np.ndarray, bright_rows_only: bool = False) -> tuple[slice, slice] | None:
     """Slices that drop flat border rows and columns of `x`; None if the whole image is flat."""
-    top, bottom = _flat_run(x.std(axis=1))
+    top, bottom = _flat_run(x, axis=1, bright_only=bright_rows_only)
     if bottom == 0:
         return None
-    left, right = _flat_run(x[top:bottom].std(axis=0))
+    left, right = _flat_run(x[top:bottom], axis=0)
     if right == 0:
         return None
     return slice(top, bottom), slice(left, right)

@@ -1,0 +1,42 @@
+"""Preprocessing of uint8 arrays (square crop, resize) and the uint8 -> [-1, 1] tensor mapping."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def center_crop_square(image: np.ndarray) -> np.ndarray:
+    """The largest centred square of an [h,w,...] array."""
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return image[top:top + side, left:left + side]
+
+
+def resize_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bicubic resize of a uint8 [h,w] or [h,w,3] array (antialiased when shrinking); no-op at the same size."""
+    if image.shape[:2] == (height, width):
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC), dtype=np.uint8)
+
+
+def preprocess_cf(rgb: np.ndarray, size: int) -> np.ndarray:
+    """CF photo uint8 [h,w,3] -> centre square crop resized to uint8 [size,size,3]."""
+    return resize_uint8(center_crop_square(rgb), size, size)
+
+
+def preprocess_oct(slices: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """Six B-scans uint8 [H_k,W_k] (sizes may differ) -> uint8 [6,height,width]."""
+    return np.stack([resize_uint8(s, height, width) for s in slices])
+
+
+def uint8_to_unit(array: np.ndarray) -> torch.Tensor:
+    """uint8 array -> float32 tensor in [-1, 1] (x/127.5 - 1)."""
+    return torch.tensor(array, dtype=torch.float32).div_(127.5).sub_(1.0)
+
+
+def cf_to_tensor(cf: np.ndarray) -> torch.Tensor:
+    """uint8 [h,w,3] -> float32 [3,h,w] in [-1, 1]."""
+    return uint8_to_unit(cf).permute(2, 0, 1).contiguous()
+
