@@ -36,6 +36,7 @@ class PhantomConfig:
     p_drusen: float = 0.3
     p_diabetic: float = 0.3
     p_oedema: float = 0.7
+    speckle_looks: float = 1.5
 
     def __post_init__(self) -> None:
         for name in ("cf_size", "oct_height", "oct_width"):
@@ -46,8 +47,9 @@ class PhantomConfig:
                 raise ValueError(f"PhantomConfig.{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
         if self.p_drusen + self.p_diabetic > 1.0:
             raise ValueError(f"PhantomConfig: p_drusen + p_diabetic must be <= 1, got {self.p_drusen} + {self.p_diabetic}")
-        if self.scan_length_mm <= 0 or self.scan_depth_mm <= 0 or self.cf_fov_radius_mm <= 0:
-            raise ValueError("PhantomConfig: scan_length_mm, scan_depth_mm and cf_fov_radius_mm must be positive")
+        for name in ("scan_length_mm", "scan_depth_mm", "cf_fov_radius_mm", "speckle_looks"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"PhantomConfig.{name} must be positive, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -114,5 +116,5 @@ def render_case(seed: int, index: int, config: PhantomConfig | None = None, nois
     cf = render_cf(geom, config.cf_size, config.cf_fov_radius_mm, _rng(seed, index, _CF_NOISE))
     oct_slices, crossings = render_bscans(
         geom, config.oct_height, config.oct_width, config.scan_length_mm, config.scan_depth_mm,
-        _rng(seed, index, _TEXTURE), None if noise_free else _rng(seed, index, _SPECKLE))
+        _rng(seed, index, _TEXTURE), None if noise_free else _rng(seed, index, _SPECKLE), config.speckle_looks)
     return PhantomCase(cf=cf, oct=oct_slices, meta=_meta(geom, config, seed, index, crossings), geometry=geom)

@@ -14,11 +14,11 @@ from scipy.ndimage import distance_transform_edt
 from eyeoct.data.phantom_geometry import EyeGeometry
 from eyeoct.data.phantom_vessels import ARTERY, VEIN
 
-BACKGROUND_RGB = np.array([0.86, 0.40, 0.17], np.float32)
-ARTERY_RGB = np.array([0.74, 0.24, 0.12], np.float32)
-VEIN_RGB = np.array([0.50, 0.11, 0.07], np.float32)
-DISC_RIM_RGB = np.array([0.98, 0.70, 0.45], np.float32)
-DISC_CUP_RGB = np.array([1.0, 0.93, 0.78], np.float32)
+BACKGROUND_RGB = np.array([0.86, 0.34, 0.12], np.float32)
+ARTERY_RGB = np.array([0.70, 0.20, 0.10], np.float32)
+VEIN_RGB = np.array([0.46, 0.08, 0.05], np.float32)
+DISC_RIM_RGB = np.array([0.96, 0.68, 0.36], np.float32)
+DISC_CUP_RGB = np.array([1.0, 0.88, 0.62], np.float32)
 DRUSEN_RGB = np.array([0.96, 0.80, 0.45], np.float32)
 EXUDATE_RGB = np.array([1.0, 0.93, 0.55], np.float32)
 HAEMORRHAGE_RGB = np.array([0.42, 0.05, 0.03], np.float32)
@@ -47,26 +47,35 @@ class FundusView:
 
 def vessel_opacity(geom: EyeGeometry, view: FundusView, kind: int) -> np.ndarray:
     """Opacity [h,w] in [0,1] of the vessels of one kind: a Gaussian cross-section around the
-    nearest centreline pixel, with amplitude reduced for vessels thinner than a pixel."""
+    nearest segment (found through a distance transform of the rasterised centrelines, then measured
+    exactly), with lower contrast for thin vessels (less blood) and for sub-pixel ones."""
     tree = geom.vessels
-    sel = tree.kind == kind
-    p0, p1, width = tree.p0[sel], tree.p1[sel], tree.width[sel]
-    seg_px = np.linalg.norm(p1 - p0, axis=1) / view.mm_per_px
-    n = np.maximum(1, np.ceil(seg_px / 0.5).astype(int))
-    seg = np.repeat(np.arange(len(p0)), n)
+    sel = np.flatnonzero(tree.kind == kind)
+    p0 = view.to_pixels(tree.p0[sel])
+    p1 = view.to_pixels(tree.p1[sel])
+    n = np.maximum(1, np.ceil(np.linalg.norm(p1 - p0, axis=1) / 0.5).astype(int))
+    seg = np.repeat(np.arange(len(sel)), n)
     t = (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + 0.5) / np.repeat(n, n)
-    pts = view.to_pixels(p0[seg] + (p1[seg] - p0[seg]) * t[:, None])
-    cols, rows = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
-    ok = (cols >= 0) & (cols < view.width) & (rows >= 0) & (rows < view.height)
-    order = np.argsort(width[seg][ok], kind="stable")  # wider vessels win shared pixels
-    centre_width = np.zeros((view.height, view.width), np.float32)
-    centre_width[rows[ok][order], cols[ok][order]] = width[seg][ok][order]
-    if not (centre_width > 0).any():
-        return np.zeros_like(centre_width)
-    dist, (ir, ic) = distance_transform_edt(centre_width == 0, return_indices=True)
-    w_px = centre_width[ir, ic] / view.mm_per_px
+    pts = np.round(p0[seg] + (p1[seg] - p0[seg]) * t[:, None]).astype(int)
+    ok = (pts[:, 0] >= 0) & (pts[:, 0] < view.width) & (pts[:, 1] >= 0) & (pts[:, 1] < view.height)
+    if not ok.any():
+        return np.zeros((view.height, view.width), np.float32)
+    seg, pts = seg[ok], pts[ok]
+    order = np.argsort(tree.width[sel][seg], kind="stable")  # wider vessels win shared pixels
+    nearest_seg = np.full((view.height, view.width), -1, np.int64)
+    nearest_seg[pts[order, 1], pts[order, 0]] = seg[order]
+    _, (ir, ic) = distance_transform_edt(nearest_seg < 0, return_indices=True)
+    idx = nearest_seg[ir, ic]
+    a, b = p0[idx], p1[idx]
+    rows, cols = np.mgrid[0:view.height, 0:view.width].astype(np.float32)
+    pix = np.stack([cols, rows], axis=-1)
+    ab = b - a
+    u = np.clip(((pix - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0.0, 1.0)
+    dist = np.linalg.norm(pix - (a + u[..., None] * ab), axis=-1)
+    w_mm = tree.width[sel][idx]
+    w_px = w_mm / view.mm_per_px
     sigma = np.maximum(w_px / 2.5, 0.6)
-    amplitude = np.minimum(1.0, w_px / (sigma * 2.5))
+    amplitude = (1.0 - np.exp(-w_mm / 0.06)) * np.minimum(1.0, w_px / (sigma * 2.5))
     return (amplitude * np.exp(-0.5 * (dist / sigma) ** 2)).astype(np.float32)
 
 
@@ -102,7 +111,7 @@ def fundus_reflectance(geom: EyeGeometry, view: FundusView) -> np.ndarray:
     soft = max(view.mm_per_px, 0.02)
     texture = geom.choroid_texture.sample(x, y)
     img = np.broadcast_to(BACKGROUND_RGB * geom.fundus_tint, x.shape + (3,)).copy()
-    img *= (1.0 + np.array([0.05, 0.09, 0.09], np.float32) * texture[..., None])
+    img *= (1.0 + np.array([0.025, 0.05, 0.05], np.float32) * texture[..., None])
     r_fovea = np.hypot(x - geom.fovea[0], y - geom.fovea[1])
     macula = np.exp(-0.5 * (r_fovea / 1.1) ** 2)
     img *= 1.0 - macula[..., None] * np.array([0.30, 0.42, 0.45], np.float32)
@@ -114,10 +123,10 @@ def fundus_reflectance(geom: EyeGeometry, view: FundusView) -> np.ndarray:
     _blend(img, disc, DISC_RIM_RGB)
     _blend(img, 0.85 * cup, DISC_CUP_RGB)
     _blend(img, 0.8 * _spots(geom.drusen, x, y, 1.0), DRUSEN_RGB)
-    _blend(img, 0.95 * _spots(geom.haemorrhages, x, y, 1.5), HAEMORRHAGE_RGB)
+    _blend(img, 0.9 * _spots(geom.haemorrhages, x, y, 3.0), HAEMORRHAGE_RGB)
     _blend(img, 0.9 * _spots(geom.microaneurysms, x, y, 1.0), HAEMORRHAGE_RGB)
     for kind, rgb in ((ARTERY, ARTERY_RGB), (VEIN, VEIN_RGB)):
-        _blend(img, 0.9 * vessel_opacity(geom, view, kind), rgb)
+        _blend(img, vessel_opacity(geom, view, kind), rgb)
     _blend(img, _spots(geom.exudates, x, y, 2.0), EXUDATE_RGB)
     return img
 
@@ -137,12 +146,21 @@ def render_cf(geom: EyeGeometry, size: int, fov_radius_mm: float, rng: np.random
 
 def render_infrared(geom: EyeGeometry, height: int, width: int, field_width_mm: float,
                     rng: np.random.Generator) -> np.ndarray:
-    """An infrared SLO-like grayscale fundus view centred on the fovea: uint8 [height, width]."""
+    """An infrared SLO-like grayscale view centred on the fovea: uint8 [height, width]. In infrared
+    the disc is dark, the macula barely darker, vessels dark, exudates and drusen bright."""
     view = FundusView((float(geom.fovea[0]), float(geom.fovea[1])), field_width_mm / width, height, width)
-    rgb = fundus_reflectance(geom, view)
-    gray = 0.75 * rgb[..., 0] + 0.25 * rgb[..., 1]
     x, y = view.grid()
+    gray = 0.55 * (1.0 + 0.05 * geom.choroid_texture.sample(x, y))
+    r_fovea = np.hypot(x - geom.fovea[0], y - geom.fovea[1])
+    gray *= 1.0 - 0.12 * np.exp(-0.5 * (r_fovea / 0.8) ** 2)
+    disc, cup = _disc_masks(geom, x, y, max(view.mm_per_px, 0.02))
+    gray *= 1.0 - 0.35 * disc - 0.3 * cup
+    for lesions, level in ((geom.drusen, 0.7), (geom.exudates, 0.85), (geom.haemorrhages, 0.25),
+                           (geom.microaneurysms, 0.3)):
+        spots = _spots(lesions, x, y, 2.0)
+        gray += spots * (level - gray)
+    for kind, level in ((ARTERY, 0.3), (VEIN, 0.22)):
+        gray += vessel_opacity(geom, view, kind) * (level - gray)
     rho = np.hypot(x - view.centre[0], y - view.centre[1]) / (0.6 * field_width_mm)
-    gray = gray * (1.0 - 0.3 * rho ** 2) * 0.8
-    gray += 0.02 * rng.standard_normal(gray.shape).astype(np.float32)
+    gray = gray * (1.0 - 0.25 * rho ** 2) + 0.02 * rng.standard_normal(gray.shape).astype(np.float32)
     return np.clip(gray * 255.0 + 0.5, 0, 255).astype(np.uint8)

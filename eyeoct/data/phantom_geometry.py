@@ -67,10 +67,10 @@ def _scatter_around(rng: np.random.Generator, centre: np.ndarray, n: int, spread
 
 
 def _make_drusen(rng: np.random.Generator, fovea: np.ndarray) -> np.ndarray:
-    n = int(rng.integers(8, 35))
-    xy = _scatter_around(rng, fovea, n, 1.1)
-    radius = rng.uniform(0.04, 0.16, n) ** 1.0
-    height = radius * rng.uniform(0.4, 0.7, n)
+    n = int(rng.integers(6, 25))
+    xy = _scatter_around(rng, fovea, n, 0.9)
+    radius = rng.uniform(0.06, 0.28, n)
+    height = np.minimum(radius * rng.uniform(0.25, 0.45, n), 0.09)
     return np.column_stack([xy, radius, height]).astype(np.float32)
 
 
@@ -84,9 +84,9 @@ def _make_diabetic(rng: np.random.Generator, geom: EyeGeometry, p_oedema: float)
     mxy = f + rng.uniform(-3.5, 3.5, (n_m, 2))
     geom.microaneurysms = np.column_stack([mxy, rng.uniform(0.02, 0.045, n_m)]).astype(np.float32)
     if rng.random() < p_oedema:
-        centre = f + 0.3 * rng.standard_normal(2)
+        centre = f + 0.15 * rng.standard_normal(2)
         sigma = rng.uniform(0.7, 1.3)
-        geom.oedema = Oedema(float(centre[0]), float(centre[1]), float(sigma), float(rng.uniform(0.12, 0.3)))
+        geom.oedema = Oedema(float(centre[0]), float(centre[1]), float(sigma), float(rng.uniform(0.15, 0.4)))
         n_c = int(rng.integers(5, 16))
         cxy = _scatter_around(rng, centre, n_c, 0.55 * sigma)
         geom.cysts = np.column_stack([cxy, rng.uniform(0.06, 0.25, n_c)]).astype(np.float32)
@@ -133,7 +133,7 @@ def sample_eye(rng: np.random.Generator, p_right: float, p_drusen: float, p_diab
         fundus_tint=(1.0 + np.array([0.06, 0.12, 0.15]) * rng.standard_normal(3)).astype(np.float32),
         choroid_texture=SmoothField.random(rng, FIELD_EXTENT_MM, FIELD_EXTENT_MM, 0.06, 0.12),
         thickness_texture=SmoothField.random(rng, FIELD_EXTENT_MM, FIELD_EXTENT_MM, 0.25, 0.6),
-        retina_depth_mm=float(rng.uniform(0.55, 0.75)),
+        retina_depth_mm=float(rng.uniform(0.6, 0.75)),
         retina_curvature=float(rng.uniform(0.008, 0.022)),
         retina_tilt=(0.02 * rng.standard_normal(2)).astype(np.float32),
         choroid_thickness_mm=float(rng.uniform(0.2, 0.35)),

@@ -13,32 +13,32 @@ from eyeoct.data.phantom_geometry import EyeGeometry
 
 # Layers from the vitreous down with their (noise-free, display-scale) reflectivity. Each entry is
 # the layer below the boundary of the same name; "vitreous" is above the first boundary.
-VITREOUS = 0.03
+VITREOUS = 0.07
 LAYER_REFLECTIVITY = {
-    "ilm": 0.80,        # RNFL
-    "gcl_top": 0.42,    # GCL
-    "ipl_top": 0.56,    # IPL
-    "inl_top": 0.20,    # INL
-    "opl_top": 0.54,    # OPL
-    "onl_top": 0.10,    # ONL (with Henle fibres)
-    "elm_top": 0.45,    # external limiting membrane
-    "is_top": 0.17,     # photoreceptor inner segments (myoid)
-    "ez_top": 0.82,     # ellipsoid zone
-    "os_top": 0.30,     # outer segments
-    "iz_top": 0.60,     # interdigitation zone
-    "rpe_top": 0.96,    # RPE
-    "rpe_bottom": 0.38, # drusen material between RPE and Bruch's membrane
+    "ilm": 0.62,        # RNFL
+    "gcl_top": 0.38,    # GCL
+    "ipl_top": 0.44,    # IPL
+    "inl_top": 0.24,    # INL
+    "opl_top": 0.42,    # OPL
+    "onl_top": 0.18,    # ONL (with Henle fibres)
+    "elm_top": 0.32,    # external limiting membrane
+    "is_top": 0.22,     # photoreceptor inner segments (myoid)
+    "ez_top": 0.84,     # ellipsoid zone
+    "os_top": 0.55,     # outer segments
+    "iz_top": 0.74,     # interdigitation zone
+    "rpe_top": 0.92,    # RPE
+    "rpe_bottom": 0.34, # drusen material between RPE and Bruch's membrane
     "bm": 0.0,          # choroid: drawn separately with its texture
 }
 BOUNDARY_NAMES = tuple(LAYER_REFLECTIVITY)
 
 
 def drusen_lift(geom: EyeGeometry, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Height in mm by which drusen raise the RPE at (x, y): a dome per druse, the highest wins."""
+    """Height in mm by which drusen raise the RPE at (x, y): a smooth dome per druse, the highest wins."""
     lift = np.zeros(np.shape(x), np.float32)
     for dx, dy, r, h in geom.drusen:
         d2 = ((x - dx) ** 2 + (y - dy) ** 2) / r ** 2
-        lift = np.maximum(lift, h * np.sqrt(np.clip(1.0 - d2, 0.0, None)))
+        lift = np.maximum(lift, h * np.clip(1.0 - d2, 0.0, None) ** 1.5)
     return lift
 
 
@@ -53,7 +53,7 @@ def oedema_thickening(geom: EyeGeometry, x: np.ndarray, y: np.ndarray) -> np.nda
 def layer_thickness(geom: EyeGeometry, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     """Thickness in mm of every layer at fundus positions (x, y)."""
     r = np.hypot(x - geom.fovea[0], y - geom.fovea[1])
-    pit = 1.0 - np.exp(-(r / 0.5) ** 2)
+    pit = 1.0 - np.exp(-(r / 0.45) ** 2.5)
     to_disc = np.hypot(x - geom.disc[0], y - geom.disc[1])
     bundle = np.abs(y - geom.disc[1]) / np.maximum(to_disc, 1e-3)
     near_disc = np.exp(-np.maximum(to_disc - geom.disc_radii[0], 0.0) / 1.5)
@@ -62,17 +62,17 @@ def layer_thickness(geom: EyeGeometry, x: np.ndarray, y: np.ndarray) -> dict[str
     parafovea = np.exp(-((r - 1.1) / 1.7) ** 2)
     return {
         "rnfl": pit ** 1.5 * (0.008 + 0.11 * near_disc * (0.55 + 0.45 * bundle)) * vary,
-        "gcl": 0.048 * pit ** 1.3 * (0.45 + 0.55 * parafovea) * vary,
-        "ipl": 0.036 * pit ** 1.1 * (0.6 + 0.4 * parafovea) * vary,
-        "inl": 0.032 * pit * (0.7 + 0.3 * parafovea) * vary + 0.3 * oedema,
+        "gcl": 0.058 * pit ** 1.3 * (0.45 + 0.55 * parafovea) * vary,
+        "ipl": 0.040 * pit ** 1.1 * (0.6 + 0.4 * parafovea) * vary,
+        "inl": 0.038 * pit * (0.7 + 0.3 * parafovea) * vary + 0.3 * oedema,
         "opl": (0.022 * pit ** 0.7 + 0.004) * vary,
-        "onl": (0.062 + 0.05 * np.exp(-(r / 0.6) ** 2)) * vary + 0.7 * oedema,
+        "onl": (0.062 + 0.035 * np.exp(-(r / 0.6) ** 2)) * vary + 0.7 * oedema,
         "elm": np.full_like(r, 0.005),
         "is": 0.022 + 0.008 * np.exp(-(r / 0.5) ** 2),
         "ez": np.full_like(r, 0.011),
-        "os": 0.022 + 0.014 * np.exp(-(r / 0.45) ** 2),
-        "iz": np.full_like(r, 0.009),
-        "rpe": np.full_like(r, 0.02),
+        "os": 0.016 + 0.012 * np.exp(-(r / 0.45) ** 2),
+        "iz": np.full_like(r, 0.008),
+        "rpe": np.full_like(r, 0.022),
     }
 
 
@@ -87,14 +87,16 @@ def layer_boundaries(geom: EyeGeometry, x: np.ndarray, y: np.ndarray) -> dict[st
     """Depth in mm of every boundary in BOUNDARY_NAMES (plus "csi", the choroid-sclera interface)."""
     t = layer_thickness(geom, x, y)
     bm = bruch_depth(geom, x, y)
-    z = {"bm": bm, "csi": bm + geom.choroid_thickness_mm, "rpe_bottom": bm - drusen_lift(geom, x, y)}
+    lift = drusen_lift(geom, x, y)
+    z = {"bm": bm, "csi": bm + geom.choroid_thickness_mm, "rpe_bottom": bm - lift}
     z["rpe_top"] = z["rpe_bottom"] - t["rpe"]
     z["iz_top"] = z["rpe_top"] - t["iz"]
     z["os_top"] = z["iz_top"] - t["os"]
     z["ez_top"] = z["os_top"] - t["ez"]
     z["is_top"] = z["ez_top"] - t["is"]
     z["elm_top"] = z["is_top"] - t["elm"]
-    z["onl_top"] = z["elm_top"] - t["onl"]
+    # the ONL above a druse is compressed, so the inner retina rises by only part of the lift
+    z["onl_top"] = z["elm_top"] - np.maximum(t["onl"] - 0.7 * lift, 0.3 * t["onl"])
     z["opl_top"] = z["onl_top"] - t["opl"]
     z["inl_top"] = z["opl_top"] - t["inl"]
     z["ipl_top"] = z["inl_top"] - t["ipl"]

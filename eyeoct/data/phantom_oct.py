@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from eyeoct.data.phantom_fields import SmoothField
 from eyeoct.data.phantom_geometry import EyeGeometry
@@ -50,13 +51,38 @@ def soft_step(z: np.ndarray, edge: np.ndarray, softness: float) -> np.ndarray:
     return np.clip((z - edge) / softness + 0.5, 0.0, 1.0)
 
 
-def choroid_section(rng: np.random.Generator, length_mm: float, max_depth_mm: float) -> SmoothField:
-    """Random texture of one section through the choroid (s along the scan, stretched depth)."""
-    half = length_mm / 2 + 0.1
-    return SmoothField.random(rng, (-half, half), (0.0, CHOROID_DEPTH_STRETCH * max_depth_mm), 0.015, 0.03)
+def choroid_section(rng: np.random.Generator, length_mm: float, max_depth_mm: float) -> tuple[SmoothField, SmoothField]:
+    """Random textures of one section through the choroid (s along the scan, stretched depth):
+    small vessels (choriocapillaris/Sattler) near Bruch's membrane, large ones (Haller) deeper."""
+    s_range = (-length_mm / 2 - 0.1, length_mm / 2 + 0.1)
+    z_range = (0.0, CHOROID_DEPTH_STRETCH * max_depth_mm)
+    return (SmoothField.random(rng, s_range, z_range, 0.012, 0.022),
+            SmoothField.random(rng, s_range, z_range, 0.02, 0.05))
 
 
-def _layers(geom: EyeGeometry, grid: ScanGrid, texture: SmoothField) -> tuple[np.ndarray, dict]:
+def _choroid(grid: ScanGrid, bounds: dict, textures: tuple[SmoothField, SmoothField], soft: float) -> np.ndarray:
+    """Choroid and sclera below Bruch's membrane: stroma with dark vessel lumens, fading with depth.
+    The texture is sampled only in the band of rows that can hold choroid."""
+    out = np.zeros((grid.z.shape[0], grid.s.shape[0]), np.float32)
+    first = int(np.clip(np.floor(bounds["bm"].min() / grid.mm_per_row) - 2, 0, out.shape[0]))
+    last = int(np.clip(np.ceil((bounds["csi"].max() + 0.06) / grid.mm_per_row) + 2, first, out.shape[0]))
+    z = grid.z[first:]
+    below_csi = soft_step(z, bounds["csi"][None, :], 0.03)
+    out[first:] = below_csi * 0.12 * np.exp(-np.clip(z - bounds["csi"][None, :], 0.0, None) / 0.25)
+    z = grid.z[first:last]
+    depth = np.clip(z - bounds["bm"][None, :], 0.0, None)
+    s = np.broadcast_to(grid.s[None, :], depth.shape)
+    fine, coarse = (t.sample(s, CHOROID_DEPTH_STRETCH * depth) for t in textures)
+    deep = np.clip(depth / 0.12, 0.0, 1.0)
+    lumen = (1.0 - deep) * fine + deep * coarse
+    stroma = 0.36 * np.exp(-depth / 0.25) * (0.72 - 0.24 * np.tanh(1.6 * (lumen - 0.2)))
+    capillaris = 0.2 * np.exp(-depth / 0.015)
+    in_choroid = soft_step(z, bounds["bm"][None, :], soft) * (1.0 - below_csi[: last - first])
+    out[first:last] += in_choroid * (stroma + capillaris)
+    return out
+
+
+def _layers(geom: EyeGeometry, grid: ScanGrid, textures: tuple[SmoothField, SmoothField]) -> tuple[np.ndarray, dict]:
     bounds = layer_boundaries(geom, grid.x, grid.y)
     soft = max(grid.mm_per_row, 0.003)
     img = np.full((grid.z.shape[0], grid.s.shape[0]), VITREOUS, np.float32)
@@ -65,28 +91,23 @@ def _layers(geom: EyeGeometry, grid: ScanGrid, texture: SmoothField) -> tuple[np
         value = LAYER_REFLECTIVITY[name]
         img += (value - previous) * soft_step(grid.z, bounds[name][None, :], soft)
         previous = value
-    below_bm = grid.z - bounds["bm"][None, :]
-    in_choroid = soft_step(grid.z, bounds["bm"][None, :], soft) * (1.0 - soft_step(grid.z, bounds["csi"][None, :], 0.03))
-    lumen = texture.sample(np.broadcast_to(grid.s[None, :], below_bm.shape),
-                           CHOROID_DEPTH_STRETCH * np.clip(below_bm, 0.0, None))
-    stroma = 0.62 * np.exp(-np.clip(below_bm, 0.0, None) / 0.22) * np.clip(1.0 - 0.45 * (lumen + 0.6), 0.1, 1.2)
-    capillaris = 0.25 * np.exp(-np.clip(below_bm, 0.0, None) / 0.012)
-    sclera = 0.09 * np.exp(-np.clip(grid.z - bounds["csi"][None, :], 0.0, None) / 0.2)
-    img += in_choroid * (stroma + capillaris) + soft_step(grid.z, bounds["csi"][None, :], 0.03) * sclera
-    return img, bounds
+    return img + _choroid(grid, bounds, textures, soft), bounds
 
 
-def _speckle(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Multiplicative speckle on the linear signal (display = linear ** (1/2.2)) plus a noise floor."""
-    linear = (img + 0.02) ** 2.2
-    speckle = rng.gamma(1.6, 1.0 / 1.6, size=img.shape).astype(np.float32)
-    gain = 1.0 + 0.05 * rng.standard_normal((1, img.shape[1])).astype(np.float32)
-    return (linear * speckle * gain) ** (1.0 / 2.2)
+def _speckle(img: np.ndarray, rng: np.random.Generator, looks: float) -> np.ndarray:
+    """Multiplicative speckle on the display scale (a compressed intensity, hence the square root):
+    the intensity gets gamma noise of `looks` averaged frames, a grain of about 2x1 px,
+    plus a slight brightness variation from A-scan to A-scan."""
+    grain = rng.gamma(looks, 1.0 / looks, size=img.shape).astype(np.float32)
+    grain = gaussian_filter(grain, (0.5, 0.8), truncate=2.5)
+    grain /= grain.mean()
+    gain = 1.0 + 0.04 * rng.standard_normal((1, img.shape[1])).astype(np.float32)
+    return img * grain ** 0.5 * gain
 
 
 def render_bscans(geom: EyeGeometry, height: int, width: int, length_mm: float, depth_mm: float,
-                  texture_rng: np.random.Generator, noise_rng: np.random.Generator | None
-                  ) -> tuple[np.ndarray, dict[int, list[dict]]]:
+                  texture_rng: np.random.Generator, noise_rng: np.random.Generator | None,
+                  speckle_looks: float = 1.0) -> tuple[np.ndarray, dict[int, list[dict]]]:
     """Six B-scans uint8 [6, height, width] and, per slice, the vessels crossing it
     (dicts with column, width_mm, kind). `noise_rng=None` renders without speckle."""
     textures = [choroid_section(texture_rng, length_mm, 0.6) for _ in range(N_SLICES)]
@@ -99,6 +120,6 @@ def render_bscans(geom: EyeGeometry, height: int, width: int, length_mm: float, 
         draw_vessels(img, grid, bounds, crossings[k])
         draw_lesions(img, geom, grid, bounds)
         if noise_rng is not None:
-            img = _speckle(img, noise_rng)
+            img = _speckle(img, noise_rng, speckle_looks)
         out[k] = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return out, crossings

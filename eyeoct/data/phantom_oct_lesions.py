@@ -15,6 +15,7 @@ from eyeoct.data.phantom_vessels import VEIN
 
 VESSEL_SHADOW = {0: 0.7, 1: 0.8}  # artery, vein: attenuation below a vessel >= 0.07 mm wide
 VESSEL_BRIGHTNESS = 0.85
+CYST_FLUID = 0.06  # about as dark as the vitreous
 
 
 def find_vessel_crossings(geom: EyeGeometry, grid) -> list[dict]:
@@ -89,7 +90,8 @@ def draw_lesions(img: np.ndarray, geom: EyeGeometry, grid, bounds: dict) -> None
         top, bottom = bounds["inl_top"][cols], bounds["elm_top"][cols]
         centre = top + 0.55 * (bottom - top)
         half = np.minimum(0.6 * lesion[2], 0.42 * (bottom - top)) * prof[cols]
-        img[:, cols] *= 1.0 - 0.92 * _band(grid.z, centre[None, :], half[None, :], soft)
+        hole = _band(grid.z, centre[None, :], half[None, :], soft)
+        img[:, cols] += hole * (CYST_FLUID - img[:, cols])
     for lesion, prof in zip(geom.exudates, _cut_profile(geom.exudates, grid)):
         cols = np.flatnonzero(prof > 0)
         if len(cols) == 0:

@@ -67,23 +67,24 @@ def _catmull_rom(points: np.ndarray, step: float) -> np.ndarray:
 
 def _arcade_waypoints(rng: np.random.Generator, fovea: np.ndarray, disc: np.ndarray, side: float,
                       temporal: bool, kind: int) -> np.ndarray:
-    """Waypoints of one main vessel; side -1 superior, +1 inferior."""
+    """Waypoints of one main vessel; side -1 superior, +1 inferior. The vessels leave the cup
+    vertically, then the temporal ones arch around the macula and the nasal ones fan out."""
     spread = 1.0 if kind == VEIN else 0.88
+    shift = 0.08 if kind == VEIN else -0.08
+    out = -1.0 if temporal else 1.0
+    pts = [disc + [shift, side * 0.05], disc + [shift + out * 0.2, side * 0.9]]
     if temporal:
-        arch = (2.6 + 0.4 * rng.standard_normal()) * spread
-        pts = [disc + [-0.15, side * 0.25],
-               disc + [-0.5, side * 1.5 * spread],
-               [0.5 * (fovea[0] + disc[0]), fovea[1] + side * arch],
-               [fovea[0] - 0.3, fovea[1] + side * (arch + 0.3)],
-               [fovea[0] - 3.5, fovea[1] + side * (arch - 0.2)],
-               [fovea[0] - 7.5, fovea[1] + side * (arch - 1.2)]]
+        arch = (2.7 + 0.4 * rng.standard_normal()) * spread
+        pts += [disc + [-1.0, side * 2.0 * spread],
+                [0.5 * (fovea[0] + disc[0]) - 0.3, fovea[1] + side * arch],
+                [fovea[0] - 0.3, fovea[1] + side * (arch + 0.2)],
+                [fovea[0] - 3.5, fovea[1] + side * (arch - 0.3)],
+                [fovea[0] - 7.5, fovea[1] + side * (arch - 1.4)]]
     else:
-        pts = [disc + [0.15, side * 0.2],
-               disc + [0.9, side * 1.1 * spread],
-               disc + [2.8, side * 2.4 * spread],
-               disc + [6.0, side * 3.4 * spread]]
+        pts += [disc + [1.0, side * 2.0 * spread], disc + [2.8, side * 3.0 * spread],
+                disc + [6.0, side * 4.0 * spread]]
     pts = np.asarray(pts, np.float64)
-    pts[1:] += 0.15 * rng.standard_normal(pts[1:].shape)
+    pts[2:] += 0.15 * rng.standard_normal(pts[2:].shape)
     return pts
 
 
@@ -124,7 +125,7 @@ def _branch(rng: np.random.Generator, parent: _Generation, fovea: np.ndarray, fi
     bend = np.where(toward_macula, 0.0, side * rng.uniform(-0.2, 0.4, nb))  # macular branches run straight in
     lengths = rng.uniform(length[0], length[1], nb)
     n_steps = int(np.ceil(lengths.max() / STEP_MM))
-    turns = bend[:, None] * STEP_MM + 0.35 * np.sqrt(STEP_MM) * rng.standard_normal((nb, n_steps))
+    turns = bend[:, None] * STEP_MM + 0.25 * np.sqrt(STEP_MM) * rng.standard_normal((nb, n_steps))
     angles = angle[:, None] + np.cumsum(turns, axis=1) - turns[:, :1]
     steps = STEP_MM * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
     points = np.concatenate([start[:, None], start[:, None] + np.cumsum(steps, axis=1)], axis=1)
@@ -141,8 +142,8 @@ def _branch(rng: np.random.Generator, parent: _Generation, fovea: np.ndarray, fi
 def make_vessel_tree(rng: np.random.Generator, fovea: np.ndarray, disc: np.ndarray) -> VesselTree:
     """Arteries and veins of a right eye leaving the disc at `disc`, arching around `fovea`."""
     trunks = _trunks(rng, fovea, disc)
-    branches = _branch(rng, trunks, fovea, (4, 12), (12, 26), (1.0, 3.5))
-    twigs = _branch(rng, branches, fovea, (6, 14), (10, 20), (0.6, 2.0))
+    branches = _branch(rng, trunks, fovea, (4, 10), (8, 18), (1.5, 4.5))
+    twigs = _branch(rng, branches, fovea, (5, 12), (7, 15), (0.8, 2.5))
     parts = [g.segments() for g in (trunks, branches, twigs)]
     p0, p1, width, kind = (np.concatenate(p) for p in zip(*parts))
     return VesselTree(p0.astype(np.float32), p1.astype(np.float32), width.astype(np.float32),
