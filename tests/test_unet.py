@@ -7,11 +7,12 @@ from ldm.modules.unet import UNetEncoder, UNetModel
 BASE = dict(
     in_channels=4,
     out_channels=3,
-    model_channels=32,
+    model_channels=16,
     channel_mult=[1, 2],
     num_res_blocks=1,
     attention_resolutions=[2],
-    num_head_channels=16,
+    num_head_channels=8,
+    num_groups=8,
     transformer_depth=1,
     context_dim=24,
     use_linear_in_transformer=True,
@@ -62,7 +63,7 @@ def test_encoder_skip_channels_and_feature_shapes():
     kwargs = {**BASE, "channel_mult": [1, 2, 4], "num_res_blocks": 2}
     enc = UNetEncoder(**kwargs)
     # conv_in, 2 res per level, 2 downsamples, middle last
-    assert enc.skip_channels == [32, 32, 32, 32, 64, 64, 64, 128, 128, 128]
+    assert enc.skip_channels == [16, 16, 16, 16, 32, 32, 32, 64, 64, 64]
     x, t, ctx = inputs(size=(16, 16))
     feats = enc(x, t, ctx)
     assert [f.shape[1] for f in feats] == enc.skip_channels
@@ -73,7 +74,7 @@ def test_encoder_hint_added_after_first_conv():
     torch.manual_seed(0)
     enc = randomize_(UNetEncoder(**BASE))
     x, t, ctx = inputs()
-    hint = torch.randn(2, 32, 16, 16)
+    hint = torch.randn(2, 16, 16, 16)
     with_hint = enc(x, t, ctx, hint=hint)
     plain = enc(x, t, ctx)
     torch.testing.assert_close(with_hint[0], plain[0] + hint)
@@ -125,7 +126,7 @@ def test_bad_configuration_and_input_errors():
     with pytest.raises(ValueError, match="attention_resolutions"):
         UNetModel(**{**BASE, "attention_resolutions": [8]})
     with pytest.raises(ValueError, match="num_groups"):
-        UNetModel(**{**BASE, "model_channels": 20})
+        UNetModel(**{**BASE, "model_channels": 20})  # 20 channels, 8 groups
     model = UNetModel(**BASE)
     x, t, ctx = inputs(channels=3)
     with pytest.raises(ValueError, match=r"\[B, 4, H, W\]"):
