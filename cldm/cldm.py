@@ -1,0 +1,256 @@
+"""ControlLDM: the stage-2 LightningModule turning a CF image into the six OCT B-scans in latent space."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+
+from cldm.cf_encoder import CFEncoder
+from cldm.conditioning import drop_conditions, timestep_bucket_losses
+from cldm.controlnet import ControlNet, num_downsampling_stages
+from eyeoct.config import instantiate_from_config, load_config, require
+from ldm.models.autoencoder import load_exported_autoencoder
+from ldm.models.diffusion.ddim import DDIMSampler
+from ldm.models.diffusion.schedule import NoiseSchedule, check_parameterization
+from ldm.modules.ema import EMA
+from ldm.modules.unet import UNetModel
+from ldm.sd_init import init_unet_from_sd
+
+logger = logging.getLogger(__name__)
+
+CONTROLNET_DEFAULTS = dict(enabled=False, sd_locked=False, only_mid_control=False, control_scales=1.0,
+                           hint_channels=3, hint_hidden_channels=[16, 32, 96, 256], init_from_unet=True)
+
+
+def build_first_stage(first_stage: str | None, first_stage_config: Mapping | None,
+                      scale_factor: float | None) -> tuple[nn.Module, float]:
+    """Frozen autoencoder and latent scale factor, from a stage-1 export or a target/params block."""
+    if (first_stage is None) == (first_stage_config is None):
+        raise ValueError("ControlLDM needs exactly one of first_stage (a stage-1 export folder) or "
+                         f"first_stage_config (target/params), got first_stage={first_stage!r}, "
+                         f"first_stage_config={first_stage_config!r}")
+    if first_stage is not None:
+        if scale_factor is not None:
+            raise ValueError(f"scale_factor={scale_factor} is given but the export {first_stage} carries its own")
+        autoencoder, scale_factor = load_exported_autoencoder(first_stage)
+    else:
+        if scale_factor is None:
+            raise ValueError("first_stage_config needs an explicit scale_factor (1/std of the latents)")
+        autoencoder = instantiate_from_config(first_stage_config)
+    autoencoder.requires_grad_(False)
+    return autoencoder.eval(), float(scale_factor)
+
+
+class ControlLDM(pl.LightningModule):
+    """Latent diffusion conditioned on a CF image: cross-attention to CF tokens plus an optional ControlNet.
+
+    Trains the UNet (its decoder only with `controlnet.sd_locked`), the ControlNet, the CF encoder's
+    projection (and tower if trainable) and a learned null condition used with probability `p_uncond`
+    for classifier-free guidance. EMA weights of every trainable parameter are kept in the checkpoint.
+    """
+
+    def __init__(self, unet_config: dict, cf_encoder_config: dict, image_size: int | Sequence[int], cf_size: int,
+                 first_stage: str | None = None, first_stage_config: dict | None = None,
+                 scale_factor: float | None = None, controlnet: dict | None = None, schedule: dict | None = None,
+                 parameterization: str = "eps", p_uncond: float = 0.1, use_ema: bool = True,
+                 ema_decay: float = 0.999, learning_rate: float = 1e-4, weight_decay: float = 0.0,
+                 adam_betas: Sequence[float] = (0.9, 0.999), warmup_steps: int = 0, loss_buckets: int = 4,
+                 unet_init: str | None = None, val_seed: int = 0):
+        super().__init__()
+        check_parameterization(parameterization)
+        self.first_stage, self.scale_factor = build_first_stage(first_stage, first_stage_config, scale_factor)
+        self.image_size = (int(image_size),) * 2 if isinstance(image_size, int) else tuple(int(s) for s in image_size)
+        self.latent_shape = self._measure_latent_shape()
+        self.unet = UNetModel(**unet_config)
+        if unet_init:
+            logger.info("UNet initialised from %s: %s", unet_init, init_unet_from_sd(self.unet, unet_init).summary())
+        self.cf_encoder = CFEncoder(context_dim=int(unet_config["context_dim"]), **cf_encoder_config)
+        self.null_context = nn.Parameter(
+            torch.randn(self.cf_encoder.num_tokens, self.cf_encoder.context_dim) * self.cf_encoder.context_dim**-0.5)
+        self.controlnet_cfg = {**CONTROLNET_DEFAULTS, **(controlnet or {})}
+        self.controlnet = self._build_controlnet(unet_config, cf_size) if self.controlnet_cfg["enabled"] else None
+        self.schedule = NoiseSchedule(**(schedule or {}))
+        self.parameterization = parameterization
+        self.sampler = DDIMSampler(self.schedule, parameterization)
+        self.p_uncond = float(p_uncond)
+        self.use_ema = use_ema
+        self.learning_rate, self.weight_decay, self.adam_betas = learning_rate, weight_decay, tuple(adam_betas)
+        self.warmup_steps = int(warmup_steps)
+        self.loss_buckets = int(loss_buckets)
+        self.val_seed = int(val_seed)
+        # every trainable part: UNet, ControlNet, CF encoder (projection, tower if trainable), null tokens
+        self.ema = EMA(list(self.trainable_named_parameters().values()), decay=ema_decay) if use_ema else None
+
+    # ----------------------------------------------------------------------------------------- build
+    def _measure_latent_shape(self) -> tuple[int, int, int]:
+        """Latent [C, h, w] of one OCT volume, measured with the first stage (no assumed factor)."""
+        probe = torch.zeros(1, 6, *self.image_size)
+        with torch.no_grad():
+            z = self.first_stage.encode(probe).mode()
+        return tuple(z.shape[1:])
+
+    def _build_controlnet(self, unet_config: dict, cf_size: int) -> ControlNet:
+        cfg = self.controlnet_cfg
+        stages = num_downsampling_stages(int(cf_size), max(self.latent_shape[1:]))
+        net = ControlNet(unet_config, hint_stages=stages, hint_channels=cfg["hint_channels"],
+                         hint_hidden_channels=cfg["hint_hidden_channels"], control_scales=cfg["control_scales"],
+                         only_mid_control=cfg["only_mid_control"])
+        if cfg["init_from_unet"]:
+            net.init_from_unet(self.unet)
+        if cfg["sd_locked"]:
+            self.unet.encoder.requires_grad_(False)  # frozen by requires_grad only: unlocking needs no code change
+        return net
+
+    def trainable_named_parameters(self) -> dict[str, nn.Parameter]:
+        """Every parameter the optimiser updates (and EMA tracks), by name."""
+        return {name: p for name, p in self.named_parameters() if p.requires_grad}
+
+    def train(self, mode: bool = True) -> "ControlLDM":
+        super().train(mode)
+        self.first_stage.eval()  # frozen, never in training mode
+        return self
+
+    # ------------------------------------------------------------------------------------ conditions
+    @torch.no_grad()
+    def encode_oct(self, oct_volume: torch.Tensor) -> torch.Tensor:
+        """Scaled latent of an OCT volume [B, 6, H, W] in [-1, 1]."""
+        return self.first_stage.encode(oct_volume).sample() * self.scale_factor
+
+    @torch.no_grad()
+    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """OCT volume [B, 6, H, W] in [-1, 1] from a scaled latent."""
+        return self.first_stage.decode(z / self.scale_factor).clamp(-1.0, 1.0)
+
+    def encode_condition(self, cf: torch.Tensor) -> dict[str, torch.Tensor]:
+        """CF tokens (and ControlNet hint features): computed once per batch, reused at every step."""
+        cond = {"context": self.cf_encoder(cf)}
+        if self.controlnet is not None:
+            cond["hint"] = self.controlnet.encode_hint(cf, self.latent_shape[1:])
+        return cond
+
+    def null_condition(self, like: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The learned null tokens and a zero hint, batched like `like`."""
+        context = like["context"]
+        null = {"context": self.null_context.to(context.dtype).expand(context.shape[0], -1, -1)}
+        if "hint" in like:
+            null["hint"] = torch.zeros_like(like["hint"])
+        return null
+
+    def apply_model(self, x: torch.Tensor, t: torch.Tensor, cond: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """UNet output (eps or v) for latents `x` at timesteps `t` under condition `cond`."""
+        control = None
+        if self.controlnet is not None:
+            control = self.controlnet(x, t, cond["context"], cond["hint"])
+        return self.unet(x, t, cond["context"], control=control)
+
+    # -------------------------------------------------------------------------------------- training
+    def diffusion_loss(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None,
+                       p_uncond: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-sample MSE to the target, with the timesteps used and the drop mask."""
+        z0 = self.encode_oct(batch["oct"])
+        cond = self.encode_condition(batch["cf"])
+        cond, dropped = drop_conditions(cond, self.null_condition(cond),
+                                        self.p_uncond if p_uncond is None else p_uncond, generator)
+        t = self.schedule.sample_timesteps(z0.shape[0], z0.device, generator)
+        gen_device = generator.device if generator is not None else z0.device
+        noise = torch.randn(z0.shape, generator=generator, device=gen_device).to(z0)
+        out = self.apply_model(self.schedule.q_sample(z0, t, noise), t, cond)
+        target = self.schedule.training_target(z0, noise, t, self.parameterization)
+        per_sample = F.mse_loss(out.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        return per_sample, t, dropped
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        per_sample, t, _ = self.diffusion_loss(batch)
+        loss = per_sample.mean()
+        self.log("train/loss", loss, prog_bar=True, batch_size=per_sample.shape[0])
+        buckets = timestep_bucket_losses(per_sample.detach(), t, self.schedule.num_timesteps, self.loss_buckets)
+        for name, value in buckets.items():
+            self.log(f"train/{name}", value, on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        """Loss with the condition always on and seeded noise/timesteps, so values compare across steps."""
+        generator = torch.Generator().manual_seed(self.val_seed + batch_idx)
+        with self.ema_weights():
+            per_sample, _, _ = self.diffusion_loss(batch, generator=generator, p_uncond=0.0)
+        loss = per_sample.mean()
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=per_sample.shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.ema is not None:
+            self.ema.update()
+
+    def configure_optimizers(self):
+        params = list(self.trainable_named_parameters().values())
+        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay,
+                                      betas=self.adam_betas)
+        warmup = max(1, self.warmup_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------------------------- inference
+    @contextmanager
+    def ema_weights(self, enabled: bool | None = None) -> Iterator[None]:
+        """Temporarily swap the EMA weights in (default: when `use_ema`)."""
+        enabled = self.use_ema if enabled is None else enabled
+        if not enabled or self.ema is None:
+            with nullcontext():
+                yield
+            return
+        with self.ema.average_parameters():
+            yield
+
+    def initial_noise(self, batch: int, generators: Sequence[torch.Generator], device) -> torch.Tensor:
+        """x_T [B, *latent_shape] with item i drawn from `generators[i]` (independent of batch makeup)."""
+        if len(generators) != batch:
+            raise ValueError(f"got {len(generators)} generators for a batch of {batch} CF images")
+        return torch.cat([torch.randn(1, *self.latent_shape, generator=g, device=g.device).to(device)
+                          for g in generators])
+
+    @torch.no_grad()
+    def sample(self, cf: torch.Tensor, steps: int = 50, eta: float = 0.0, guidance_scale: float = 1.0,
+               generator: torch.Generator | Sequence[torch.Generator] | None = None, use_ema: bool | None = None,
+               progress: bool = False) -> torch.Tensor:
+        """DDIM-sample OCT volumes [B, 6, H, W] in [-1, 1] for CF images [B, 3, h, w] in [-1, 1].
+
+        `generator` may be one generator or one per item; with a list the starting noise of each item
+        comes from its own generator, and the extra noise of eta > 0 steps from the first one.
+        """
+        x_T = None
+        if isinstance(generator, (list, tuple)):
+            x_T = self.initial_noise(cf.shape[0], generator, cf.device)
+            generator = generator[0]
+        was_training = self.training
+        self.eval()
+        try:
+            with self.ema_weights(use_ema):
+                cond = self.encode_condition(cf)
+                uncond = self.null_condition(cond) if guidance_scale != 1.0 else None
+                z = self.sampler.sample(self.apply_model, (cf.shape[0], *self.latent_shape), cond, uncond,
+                                        steps=steps, eta=eta, guidance_scale=guidance_scale, generator=generator,
+                                        progress=progress, x_T=x_T, device=cf.device)
+                return self.decode_latent(z)
+        finally:
+            self.train(was_training)
+
+    @classmethod
+    def load_for_inference(cls, ckpt_path: str | Path, config: DictConfig | str | Path) -> "ControlLDM":
+        """Build the model from a run config (or its YAML path) and load a checkpoint (weights_only)."""
+        cfg = config if isinstance(config, DictConfig) else load_config([config])
+        model = instantiate_from_config(require(cfg, "model"))
+        if not isinstance(model, cls):
+            raise ValueError(f"config model target builds {type(model).__name__}, expected {cls.__name__}")
+        ckpt_path = Path(ckpt_path)
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"stage-2 checkpoint not found: {ckpt_path}")
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("state_dict", state))
+        return model.eval()

@@ -1,0 +1,111 @@
+"""Lightning callback: every N steps, sample a few validation cases and log grids, SSIM and PSNR."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from eyeoct.metrics import psnr_per_volume, ssim_per_image
+
+logger = logging.getLogger(__name__)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> uint8 (x/127.5-1 inverted)."""
+    return ((x.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+
+
+def sample_grid(cf: torch.Tensor, real: torch.Tensor, generated: torch.Tensor) -> np.ndarray:
+    """One row per case: [CF | six real slices | six generated slices] as uint8 [rows*H, 13*W, 3].
+
+    `cf` [B,3,h,w], `real`/`generated` [B,6,H,W], all in [-1, 1]; the CF is resized to H x W.
+    """
+    b, n_slices, h, w = real.shape
+    cf = F.interpolate(cf.float(), size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+    rows = []
+    for i in range(b):
+        panels = [cf[i]] + [s.expand(3, h, w) for s in real[i].float().unsqueeze(1)]
+        panels += [s.expand(3, h, w) for s in generated[i].float().unsqueeze(1)]
+        rows.append(torch.cat(panels, dim=2))
+    grid = to_uint8(torch.cat(rows, dim=1))
+    return grid.permute(1, 2, 0).cpu().numpy()
+
+
+def sample_metrics(generated: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    """Mean SSIM per B-scan and mean PSNR per volume, on [0, 1] images (data_range 1)."""
+    pred, target = (generated.float() + 1) / 2, (real.float() + 1) / 2
+    return {"ssim": ssim_per_image(pred, target, data_range=1.0).mean().item(),
+            "psnr": psnr_per_volume(pred, target, data_range=1.0).mean().item()}
+
+
+class DiffusionSampleCallback(pl.Callback):
+    """Samples `num_cases` fixed validation cases with a few DDIM steps every `every_n_steps` steps.
+
+    Writes `<run>/samples/step_XXXXXXX.png`, the same grid to TensorBoard (`samples/grid`), and logs
+    `val/sample_ssim` and `val/sample_psnr`; also once at the end of training.
+    """
+
+    def __init__(self, every_n_steps: int = 100, num_cases: int = 4, ddim_steps: int = 10, eta: float = 0.0,
+                 guidance_scale: float = 1.0, seed: int = 0):
+        super().__init__()
+        if every_n_steps < 1 or num_cases < 1 or ddim_steps < 1:
+            raise ValueError(f"every_n_steps, num_cases and ddim_steps must be >= 1, got "
+                             f"{every_n_steps}, {num_cases}, {ddim_steps}")
+        self.every_n_steps = every_n_steps
+        self.num_cases = num_cases
+        self.ddim_steps = ddim_steps
+        self.eta = eta
+        self.guidance_scale = guidance_scale
+        self.seed = seed
+        self._cases: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._last_step = -1
+
+    def _validation_cases(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._cases is None:
+            cfs, octs, count = [], [], 0
+            for batch in trainer.datamodule.val_dataloader():
+                cfs.append(batch["cf"])
+                octs.append(batch["oct"])
+                count += len(batch["cf"])
+                if count >= self.num_cases:
+                    break
+            if not cfs:
+                raise ValueError("DiffusionSampleCallback: the validation dataloader yielded no batch")
+            self._cases = torch.cat(cfs)[: self.num_cases], torch.cat(octs)[: self.num_cases]
+        return self._cases
+
+    def sample_and_log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        """Sample the fixed cases (seeded), log metrics and the grid; returns the metrics."""
+        step = trainer.global_step
+        self._last_step = step
+        cf, real = (t.to(pl_module.device) for t in self._validation_cases(trainer))
+        generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        generated = pl_module.sample(cf, steps=self.ddim_steps, eta=self.eta,
+                                     guidance_scale=self.guidance_scale, generator=generator)
+        metrics = sample_metrics(generated, real)
+        if trainer.is_global_zero:
+            grid = sample_grid(cf, real, generated)
+            out_dir = Path(trainer.default_root_dir) / "samples"
+            out_dir.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(grid).save(out_dir / f"step_{step:07d}.png")
+            if trainer.logger is not None:
+                trainer.logger.log_metrics({f"val/sample_{k}": v for k, v in metrics.items()}, step=step)
+                experiment = getattr(trainer.logger, "experiment", None)
+                if hasattr(experiment, "add_image"):
+                    experiment.add_image("samples/grid", grid, global_step=step, dataformats="HWC")
+            logger.info("step %d: sample SSIM %.4f, PSNR %.2f dB", step, metrics["ssim"], metrics["psnr"])
+        return metrics
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step > 0 and step % self.every_n_steps == 0 and step != self._last_step:
+            self.sample_and_log(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.global_step != self._last_step:
+            self.sample_and_log(trainer, pl_module)

@@ -1,0 +1,136 @@
+"""ControlLDM: condition dropout, EMA coverage, locks, ControlNet no-op at init, sampling, checkpoint round trip."""
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from cldm.cldm import ControlLDM
+from cldm.conditioning import bucket_names, drop_conditions, timestep_bucket_losses
+from eyeoct.config import instantiate_from_config, load_config
+
+TINY_CONFIG = "configs/dm/tiny_test.yaml"
+
+
+def build_model(repo_root, *overrides):
+    cfg = load_config([repo_root / TINY_CONFIG], overrides)
+    torch.manual_seed(0)
+    return instantiate_from_config(cfg.model), cfg
+
+
+def tiny_batch(n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"oct": torch.rand(n, 6, 32, 32, generator=g) * 2 - 1, "cf": torch.rand(n, 3, 32, 32, generator=g) * 2 - 1}
+
+
+def test_condition_dropout_rate_matches_p_uncond_within_binomial_tolerance():
+    n, p = 20000, 0.15
+    cond = {"context": torch.ones(n, 3, 2), "hint": torch.ones(n, 4, 2, 2)}
+    null = {"context": torch.zeros(n, 3, 2), "hint": torch.zeros(n, 4, 2, 2)}
+    mixed, dropped = drop_conditions(cond, null, p, torch.Generator().manual_seed(0))
+    sigma = (p * (1 - p) / n) ** 0.5
+    assert abs(dropped.float().mean().item() - p) < 4 * sigma
+    # dropped items carry the null condition in every key, kept items the original one
+    assert torch.equal(mixed["context"][:, 0, 0], (~dropped).float())
+    assert torch.equal(mixed["hint"][:, 0, 0, 0], (~dropped).float())
+
+
+def test_loss_is_logged_per_timestep_bucket():
+    assert bucket_names(1000, 4) == ["loss_t0-249", "loss_t250-499", "loss_t500-749", "loss_t750-999"]
+    losses = timestep_bucket_losses(torch.tensor([1.0, 3.0, 10.0]), torch.tensor([0, 249, 999]), 1000, 4)
+    assert set(losses) == {"loss_t0-249", "loss_t750-999"}
+    assert losses["loss_t0-249"].item() == 2.0 and losses["loss_t750-999"].item() == 10.0
+
+
+def test_ema_covers_every_trainable_module(repo_root):
+    model, _ = build_model(repo_root)
+    parts = {"unet": model.unet, "controlnet": model.controlnet, "cf_tower": model.cf_encoder.tower,
+             "cf_proj": model.cf_encoder.proj, "null": model.null_context}
+    before = {k: [p.detach().clone() for p in (v.parameters() if hasattr(v, "parameters") else [v])]
+              for k, v in parts.items()}
+    with torch.no_grad():
+        for p in model.trainable_named_parameters().values():
+            p.add_(1.0)
+    model.ema.update()
+    with model.ema_weights():
+        for name, module in parts.items():
+            now = list(module.parameters()) if hasattr(module, "parameters") else [module]
+            moved = [not torch.equal(a, b) for a, b in zip(now, before[name])]
+            assert all(moved), f"EMA does not track every parameter of {name}"
+    # the frozen first stage is not trained and not averaged
+    assert not any(p.requires_grad for p in model.first_stage.parameters())
+    n_trainable = len(model.trainable_named_parameters())
+    assert len([b for b in model.ema.state_dict() if b.startswith("shadow_")]) == n_trainable
+
+
+def test_frozen_cf_tower_is_left_out_of_optimiser_and_ema(repo_root):
+    model, _ = build_model(repo_root, "model.params.cf_encoder_config.trainable=false")
+    trainable = model.trainable_named_parameters()
+    assert not any(name.startswith("cf_encoder.tower.") for name in trainable)
+    assert "cf_encoder.proj.weight" in trainable and "null_context" in trainable
+
+
+def test_sd_locked_freezes_the_unet_encoder_but_not_decoder_or_controlnet(repo_root):
+    model, _ = build_model(repo_root, "model.params.controlnet.sd_locked=true")
+    names = model.trainable_named_parameters()
+    assert not any(n.startswith("unet.encoder.") for n in names)
+    assert any(n.startswith("unet.output_blocks.") for n in names)
+    assert any(n.startswith("controlnet.encoder.") for n in names)
+    locked = {n: p.detach().clone() for n, p in model.unet.encoder.named_parameters()}
+    opt = model.configure_optimizers()["optimizer"]
+    model.diffusion_loss(tiny_batch())[0].mean().backward()  # no no_grad: gradients flow through the lock
+    opt.step()
+    assert all(torch.equal(p, locked[n]) for n, p in model.unet.encoder.named_parameters())
+
+
+def test_controlnet_at_init_leaves_the_prediction_unchanged(repo_root):
+    model, _ = build_model(repo_root)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.unet.out[-1].weight, std=0.1)  # else the UNet output is zero anyway
+        cond = model.encode_condition(tiny_batch()["cf"])
+        x = torch.randn(2, *model.latent_shape, generator=torch.Generator().manual_seed(1))
+        t = torch.tensor([10, 900])
+        with_control = model.apply_model(x, t, cond)
+        without = model.unet(x, t, cond["context"])
+    assert without.abs().mean() > 0.01
+    assert torch.equal(with_control, without)
+
+
+def test_sample_shape_range_determinism_and_per_item_generators(repo_root):
+    model, _ = build_model(repo_root)
+    cf = tiny_batch(3)["cf"]
+    a = model.sample(cf, steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(5))
+    b = model.sample(cf, steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(5))
+    assert a.shape == (3, 6, 32, 32) and a.min() >= -1 and a.max() <= 1
+    assert torch.equal(a, b)
+    # one generator per item: an item's sample does not depend on the rest of the batch
+    gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]  # noqa: E731
+    full = model.sample(cf, steps=2, generator=gens([1, 2, 3]))
+    alone = model.sample(cf[1:2], steps=2, generator=gens([2]))
+    torch.testing.assert_close(full[1:2], alone, atol=1e-5, rtol=0)
+    assert model.training  # sampling restores the training mode
+
+
+def test_checkpoint_round_trip_restores_ema_for_inference(repo_root, tmp_path):
+    model, cfg = build_model(repo_root)
+    with torch.no_grad():
+        for p in model.trainable_named_parameters().values():
+            p.add_(0.01 * torch.randn_like(p))
+    model.ema.update()
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": model.state_dict()}, ckpt)
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(OmegaConf.to_yaml(cfg))
+    loaded = ControlLDM.load_for_inference(ckpt, config_path)
+    cf = tiny_batch()["cf"]
+    expected = model.sample(cf, steps=2, generator=torch.Generator().manual_seed(0))
+    got = loaded.sample(cf, steps=2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(got, expected)
+    assert int(loaded.ema.num_updates) == 1
+
+
+def test_bad_settings_are_clear_errors(repo_root):
+    with pytest.raises(ValueError, match="control_scales has 2 entries"):
+        build_model(repo_root, "model.params.controlnet.control_scales=[1.0,1.0]")
+    with pytest.raises(ValueError, match="exactly one of first_stage"):
+        build_model(repo_root, "model.params.first_stage=/nowhere/export")
+    with pytest.raises(ValueError, match="parameterization"):
+        build_model(repo_root, "model.params.parameterization=x0")
