@@ -1,0 +1,85 @@
+"""`scripts/infer.py`: arguments, then model loading, input collection and the inference run."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from eyeoct.config import ConfigError
+from eyeoct.data.errors import DataError
+from eyeoct.inference.inputs import collect_inputs
+from eyeoct.inference.layout import OutputExistsError
+from eyeoct.inference.loading import default_device, load_inference_model, resolve_model_files
+from eyeoct.inference.runner import OUTPUT_FORMATS, InferenceOptions, InferenceResult, cf_preparer, run_inference
+from eyeoct.inference.statistics import SUBMIT_MODES
+from eyeoct.logging_utils import setup_logging
+
+logger = logging.getLogger(__name__)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """`448x320` -> (448, 320), width x height."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT such as 448x320, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return width, height
+
+
+def inference_arg_parser() -> argparse.ArgumentParser:
+    """The command-line interface of `scripts/infer.py`."""
+    p = argparse.ArgumentParser(description="Generate the six OCT B-scans of each CF photograph "
+                                            "(APTOS-2024 submission layout).")
+    p.add_argument("--run", metavar="RUN_DIR", help="training run folder (config.yaml, checkpoints/last.ckpt)")
+    p.add_argument("--config", metavar="CFG", help="model config (with --ckpt) instead of --run")
+    p.add_argument("--ckpt", metavar="CKPT", help="checkpoint (default with --run: checkpoints/last.ckpt)")
+    p.add_argument("--input", required=True, metavar="PATH", help="an image, a folder of images, or an APTOS CSV")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (must be new or empty)")
+    p.add_argument("--ddim-steps", type=int, default=50)
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = none)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0 = deterministic given the start noise)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--samples-per-input", type=int, default=1, metavar="K",
+                   help="K > 1 also writes every sample and per-pixel std (uncertainty) maps")
+    p.add_argument("--submit", choices=SUBMIT_MODES, default="first",
+                   help="with K > 1: submit sample 0 (first) or the per-pixel mean of the K samples")
+    p.add_argument("--size", type=parse_size, default=(448, 320), metavar="WxH", help="slice size written")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, default="jpg")
+    p.add_argument("--zip", action="store_true", help="also write DIR/submission.zip of the case folders")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results of a previous run in DIR")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in DIR/skipped.txt)")
+    p.add_argument("--no-ema", action="store_true", help="sample with the raw weights instead of the EMA ones")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def main(argv: list[str] | None = None) -> InferenceResult:
+    """Parse `argv`, run inference and log a summary."""
+    args = inference_arg_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    config, ckpt = resolve_model_files(args.run, args.config, args.ckpt)
+    options = InferenceOptions(steps=args.ddim_steps, guidance=args.guidance, eta=args.eta, seed=args.seed,
+                               batch_size=args.batch_size, samples_per_input=args.samples_per_input,
+                               size=args.size, ext=args.format, submit=args.submit, skip_bad=args.skip_bad,
+                               make_zip=args.zip, checkpoint=str(ckpt))
+    inputs = collect_inputs(args.input)
+    loaded = load_inference_model(config, ckpt, args.device or default_device(), use_ema=not args.no_ema)
+    result = run_inference(loaded.model, cf_preparer(loaded.cf_size), inputs, args.out, options, args.overwrite)
+    logger.info("wrote %d cases to %s (index %s%s)", len(result.cases), args.out, result.index_path,
+                f", zip {result.zip_path}" if result.zip_path else "")
+    if result.skipped:
+        logger.warning("skipped %d unreadable inputs:\n%s", len(result.skipped),
+                       "\n".join(f"  {path}: {reason}" for path, reason in result.skipped))
+    return result
+
+
+def cli_entry(argv: list[str] | None = None) -> None:
+    """`main`, with bad input (files, folders, config, options) reported as one line instead of a traceback."""
+    try:
+        main(argv)
+    except (DataError, ConfigError, OutputExistsError, FileNotFoundError, ValueError) as err:
+        sys.exit(f"error: {err}")

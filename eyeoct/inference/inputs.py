@@ -1,0 +1,55 @@
+"""Which CF photographs to run on: one image, a folder of images, or an APTOS-style CSV.
+
+Each input gets a case id (the CF file stem, as in the APTOS-2024 submission layout) and its position
+in the sorted list. Case ids must be unique, because each names an output folder.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from eyeoct.data.aptos import load_aptos_cases
+from eyeoct.data.errors import DataError
+
+CF_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class InferenceInput:
+    """One CF photograph to translate: `case_id` names its outputs, `index` is its place in the run."""
+
+    case_id: str
+    path: Path
+    index: int
+
+
+def _is_cf_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in CF_EXTENSIONS and not path.name.startswith(".")
+
+
+def _cf_paths(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if _is_cf_file(p))
+        if not files:
+            raise DataError(f"input folder {path} holds no images ({', '.join(CF_EXTENSIONS)})")
+        return files
+    if path.suffix.lower() == ".csv":
+        return [case.cf_path for case in load_aptos_cases(path, require_oct=False)]
+    if path.suffix.lower() in CF_EXTENSIONS:
+        return [path]  # a missing or unreadable file is reported when it is read
+    if not path.exists():
+        raise DataError(f"input not found: {path}")
+    raise DataError(f"input {path} is neither an image ({', '.join(CF_EXTENSIONS)}), a folder of images, "
+                    f"nor a CSV with PID and CF_path columns")
+
+
+def collect_inputs(path: str | Path) -> list[InferenceInput]:
+    """The CF photographs named by `path` (image, folder or CSV) in a fixed order, with unique case ids."""
+    files = _cf_paths(Path(path))
+    first_by_id: dict[str, Path] = {}
+    for file in files:
+        if file.stem in first_by_id:
+            raise DataError(f"two inputs share the case id {file.stem!r} (their outputs would collide): "
+                            f"{first_by_id[file.stem]} and {file}")
+        first_by_id[file.stem] = file
+    return [InferenceInput(case_id=file.stem, path=file, index=i) for i, file in enumerate(files)]

@@ -1,0 +1,177 @@
+"""The inference loop: check the inputs, draw K samples per CF photo in batches, write everything.
+
+Batches are formed over (case, sample) pairs, so `--batch-size` only changes speed: each pair's noise
+comes from its own generator seeded by `seeding.sample_seed`, so the noise does not depend on the
+batch size or on the other inputs. (Batched float kernels sum in another order, ~1e-6, which can
+move a rare pixel by one grey level.)
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from eyeoct.data.errors import DataError
+from eyeoct.data.images import read_rgb
+from eyeoct.data.transforms import cf_to_tensor, preprocess_cf
+from eyeoct.inference.archive import write_submission_zip
+from eyeoct.inference.case_writer import CaseWriter
+from eyeoct.inference.index_file import IndexRow, IndexWriter, RunRecord
+from eyeoct.inference.inputs import InferenceInput
+from eyeoct.inference.layout import OutputLayout, prepare_output_dir
+from eyeoct.inference.seeding import sample_generators, sample_seed
+from eyeoct.inference.statistics import SUBMIT_MODES
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FORMATS = ("png", "jpg")
+
+
+class SamplingModel(Protocol):
+    """What inference needs of a model: ControlLDM's `sample`, taking one generator per batch item."""
+
+    def sample(self, cf: torch.Tensor, steps: int, eta: float, guidance_scale: float,
+               generator: list[torch.Generator]) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """Sampling and output settings of one run (the CLI flags of `scripts/infer.py`)."""
+
+    steps: int = 50
+    guidance: float = 1.0
+    eta: float = 0.0
+    seed: int = 0
+    batch_size: int = 1
+    samples_per_input: int = 1
+    size: tuple[int, int] = (448, 320)
+    ext: str = "jpg"
+    submit: str = "first"
+    skip_bad: bool = False
+    make_zip: bool = False
+    checkpoint: str = ""
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "samples_per_input"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f"size must be (width, height) with positive values, got {self.size}")
+        if self.ext not in OUTPUT_FORMATS:
+            raise ValueError(f"output format must be one of {OUTPUT_FORMATS}, got {self.ext!r}")
+        if self.submit not in SUBMIT_MODES:
+            raise ValueError(f"submit must be one of {SUBMIT_MODES}, got {self.submit!r}")
+
+
+@dataclass
+class InferenceResult:
+    """What a run produced: the cases written, the inputs skipped (path, reason), index and zip paths."""
+
+    cases: list[str]
+    skipped: list[tuple[Path, str]]
+    index_path: Path
+    zip_path: Path | None
+    rows: list[IndexRow] = field(repr=False, default_factory=list)
+
+
+def model_device(model: object) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    params = getattr(model, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
+    return first.device if first is not None else torch.device("cpu")
+
+
+def cf_preparer(size: int) -> Callable[[np.ndarray], torch.Tensor]:
+    """The model input of a CF photo: centre square crop, resize to `size`, [3,size,size] in [-1, 1]."""
+    return lambda rgb: cf_to_tensor(preprocess_cf(rgb, size))
+
+
+def _load_cf(item: InferenceInput, prepare_cf: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
+    return prepare_cf(read_rgb(item.path))
+
+
+def _readable_inputs(inputs: list[InferenceInput], prepare_cf, skip_bad: bool):
+    """Read every input once before sampling, so a bad file fails the run before any time is spent."""
+    good, skipped = [], []
+    for item in inputs:
+        try:
+            _load_cf(item, prepare_cf)
+        except DataError as err:
+            if not skip_bad:
+                raise
+            logger.warning("skipping %s: %s", item.path, err)
+            skipped.append((item.path, str(err)))
+        else:
+            good.append(item)
+    return good, skipped
+
+
+def _sample_batch(model: SamplingModel, cf: torch.Tensor, seeds: list[int], options: InferenceOptions,
+                  names: list[str]) -> torch.Tensor:
+    with torch.inference_mode():
+        volumes = model.sample(cf, steps=options.steps, eta=options.eta, guidance_scale=options.guidance,
+                               generator=sample_generators(seeds, cf.device))
+    if volumes.ndim != 4 or volumes.shape[:2] != (cf.shape[0], 6):
+        raise RuntimeError(f"model.sample returned shape {tuple(volumes.shape)}, expected [{cf.shape[0]},6,H,W]")
+    bad = [name for name, v in zip(names, volumes) if not torch.isfinite(v).all()]
+    if bad:
+        raise RuntimeError(f"model produced NaN/inf values for {', '.join(bad)}")
+    return volumes.float().cpu()
+
+
+def _write_skipped(layout: OutputLayout, skipped: list[tuple[Path, str]], record: RunRecord) -> list[IndexRow]:
+    layout.skipped_path.write_text("".join(f"{path}\t{reason}\n" for path, reason in skipped))
+    return [record.row("skipped", str(path), case=Path(path).stem, cf_path=str(path), note=reason)
+            for path, reason in skipped]
+
+
+def run_inference(model: SamplingModel, prepare_cf: Callable[[np.ndarray], torch.Tensor],
+                  inputs: list[InferenceInput], out_dir: str | Path, options: InferenceOptions,
+                  overwrite: bool = False) -> InferenceResult:
+    """Translate every input CF photo (uint8 RGB -> `prepare_cf` -> model input) and write the outputs."""
+    layout = prepare_output_dir(out_dir, overwrite)
+    good, skipped = _readable_inputs(inputs, prepare_cf, options.skip_bad)
+    record = RunRecord(seed=options.seed, steps=options.steps, guidance=options.guidance, eta=options.eta,
+                       checkpoint=options.checkpoint)
+    writer = CaseWriter(layout, options.ext, options.size, options.submit, record)
+    k = options.samples_per_input
+    jobs = [(item, j) for item in good for j in range(k)]
+    device = model_device(model)
+    cf_cache: dict[str, torch.Tensor] = {}
+    drawn: dict[str, list[tuple[torch.Tensor, int]]] = {}
+    start = time.perf_counter()
+    with IndexWriter(layout.index_path) as index:
+        for first in range(0, len(jobs), options.batch_size):
+            batch = jobs[first:first + options.batch_size]
+            for item, _ in batch:
+                if item.case_id not in cf_cache:
+                    cf_cache[item.case_id] = _load_cf(item, prepare_cf)
+            cf = torch.stack([cf_cache[item.case_id] for item, _ in batch]).to(device)
+            seeds = [sample_seed(options.seed, item.case_id, j) for item, j in batch]
+            volumes = _sample_batch(model, cf, seeds, options, [f"{item.path} (sample {j})" for item, j in batch])
+            for (item, _), volume, seed in zip(batch, volumes, seeds):
+                drawn.setdefault(item.case_id, []).append((volume, seed))
+                if len(drawn[item.case_id]) == k:
+                    samples, case_seeds = zip(*drawn.pop(item.case_id))
+                    index.add(writer.write(item.case_id, item.path, cf_cache.pop(item.case_id),
+                                           torch.stack(samples), list(case_seeds)))
+            done = first + len(batch)
+            elapsed = time.perf_counter() - start
+            logger.info("%d/%d volumes, %.2f s per volume", done, len(jobs), elapsed / done)
+        cases = [item.case_id for item in good]
+        if skipped:
+            index.add(_write_skipped(layout, skipped, record))
+            logger.warning("skipped %d unreadable inputs (listed in %s): %s", len(skipped), layout.skipped_path,
+                           ", ".join(str(p) for p, _ in skipped))
+        zip_path = None
+        if options.make_zip:
+            zip_path = layout.zip_path
+            write_submission_zip(layout.root, cases, options.ext, zip_path)
+            index.add([record.row("zip", zip_path.name)])
+    return InferenceResult(cases=cases, skipped=skipped, index_path=layout.index_path, zip_path=zip_path,
+                           rows=index.rows)
