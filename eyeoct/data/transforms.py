@@ -31,12 +31,18 @@ def preprocess_oct(slices: list[np.ndarray], height: int, width: int) -> np.ndar
     return np.stack([resize_uint8(s, height, width) for s in slices])
 
 
+# x/127.5 - 1 for every uint8 value, in float32 (a table lookup is ~10x faster than torch arithmetic here)
+_UNIT_TABLE = np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
 def uint8_to_unit(array: np.ndarray) -> torch.Tensor:
     """uint8 array -> float32 tensor in [-1, 1] (x/127.5 - 1)."""
-    return torch.tensor(array, dtype=torch.float32).div_(127.5).sub_(1.0)
+    if array.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 array, got {array.dtype}")
+    return torch.from_numpy(_UNIT_TABLE[array])
 
 
 def cf_to_tensor(cf: np.ndarray) -> torch.Tensor:
     """uint8 [h,w,3] -> float32 [3,h,w] in [-1, 1]."""
-    return uint8_to_unit(cf).permute(2, 0, 1).contiguous()
+    return uint8_to_unit(np.ascontiguousarray(cf.transpose(2, 0, 1)))
 
