@@ -13,7 +13,8 @@ import numpy as np
 from eyeoct.data.phantom_geometry import EyeGeometry
 from eyeoct.data.phantom_vessels import VEIN
 
-VESSEL_SHADOW = {0: 0.7, 1: 0.8}  # artery, vein: attenuation below a vessel >= 0.07 mm wide
+VESSEL_SHADOW = {0: 0.7, 1: 0.8}  # artery, vein: attenuation below a vessel >= 0.1 mm wide
+VESSEL_INVISIBLE_MM = 0.02  # capillary-sized vessels neither show nor shadow
 VESSEL_BRIGHTNESS = 0.85
 CYST_FLUID = 0.06  # about as dark as the vitreous
 
@@ -59,12 +60,13 @@ def draw_vessels(img: np.ndarray, grid, bounds: dict, crossings: list[dict]) -> 
         across = np.exp(-0.5 * ((grid.s[cols] - s0) / sigma_s) ** 2)[None, :]
         rnfl = bounds["gcl_top"][cols] - bounds["ilm"][cols]
         zc = (bounds["ilm"][cols] + np.maximum(0.5 * w + 0.004, 0.5 * rnfl))[None, :]
-        strength = VESSEL_SHADOW[1 if c["kind"] == "vein" else 0] * min(1.0, w / 0.07)
+        visibility = float(np.clip((w - VESSEL_INVISIBLE_MM) / (0.1 - VESSEL_INVISIBLE_MM), 0.0, 1.0))
+        strength = VESSEL_SHADOW[1 if c["kind"] == "vein" else 0] * visibility
         below = np.clip((grid.z - zc) / soft + 0.5, 0.0, 1.0)
         img[:, cols] *= 1.0 - strength * across * below
         sigma_z = max(w / 2.5, 0.6 * grid.mm_per_row)
         blob = across * np.exp(-0.5 * ((grid.z - zc + 0.2 * w) / sigma_z) ** 2)
-        img[:, cols] += blob * (VESSEL_BRIGHTNESS - img[:, cols])
+        img[:, cols] += visibility * blob * (VESSEL_BRIGHTNESS - img[:, cols])
 
 
 def _cut_profile(lesions: np.ndarray, grid) -> np.ndarray:
