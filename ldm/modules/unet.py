@@ -22,7 +22,23 @@ from ldm.modules.unet_blocks import Downsample, ResBlock, TimestepEmbedSequentia
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """Validated UNet hyper-parameters (the keyword arguments of ``UNetEncoder``/``UNetModel``)."""
+    """Validated UNet hyper-parameters (the keyword arguments of ``UNetEncoder``/``UNetModel``).
+
+    in_channels / out_channels: latent channels in and predicted (eps or v) channels out.
+    model_channels: width of the first level; level i has ``channel_mult[i] * model_channels``.
+    channel_mult: one multiplier per resolution level; a level adds a 2x downsampling except the last.
+    num_res_blocks: ResBlocks per level in the encoder (the decoder has one more per level).
+    attention_resolutions: downsampling factors (1, 2, 4, ...) whose levels get a SpatialTransformer.
+    num_head_channels / num_heads: attention head width, or head count; exactly one positive.
+    transformer_depth: OCTTransformerBlocks per SpatialTransformer (int, or one per level).
+    context_dim: width of the conditioning tokens for cross-attention (None: no cross-attention).
+    use_linear_in_transformer: linear ``proj_in``/``proj_out`` (SD 2.x) instead of 1x1 convs (SD 1.x).
+    use_checkpoint: non-reentrant gradient checkpointing of every ResBlock and transformer block.
+    dropout: in ResBlocks, attention outputs and feed-forwards.
+    use_scale_shift_norm: the time embedding scales and shifts the second GroupNorm instead of adding.
+    middle_attention: SpatialTransformer between the two middle ResBlocks (as SD).
+    num_groups: GroupNorm groups (every width must be divisible by it).
+    """
 
     in_channels: int
     out_channels: int
