@@ -118,7 +118,8 @@ def test_sd_init_of_an_encoder_from_torch_checkpoint(tmp_path):
     assert sorted(report.unexpected) == sorted(decoder_keys)
     assert report.missing == [] and report.mismatched == []
     assert len(report.loaded) == 208 - len(decoder_keys) == 102
-    torch.testing.assert_close(encoder.state_dict()["middle_block.1.proj_out.weight"], sd["middle_block.1.proj_out.weight"])
+    key = "middle_block.1.proj_out.weight"
+    torch.testing.assert_close(encoder.state_dict()[key], sd[key])
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

@@ -30,7 +30,8 @@ def resolve_heads(channels: int, num_heads: int = -1, num_head_channels: int = -
     """Return ``(heads, head_dim)`` from exactly one of ``num_heads`` / ``num_head_channels``."""
     if (num_heads > 0) == (num_head_channels > 0):
         raise ValueError(
-            f"set exactly one of num_heads ({num_heads}) and num_head_channels ({num_head_channels}) to a positive value"
+            f"set exactly one of num_heads ({num_heads}) and num_head_channels ({num_head_channels}) "
+            "to a positive value"
         )
     if num_heads > 0:
         if channels % num_heads:

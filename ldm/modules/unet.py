@@ -76,7 +76,8 @@ class UNetConfig:
         depth = (int(depth),) * len(mult) if isinstance(depth, int) else tuple(int(d) for d in depth)
         if len(depth) != len(mult) or min(depth) < 1:
             raise ValueError(
-                f"transformer_depth must be an int or one positive int per level ({len(mult)}), got {self.transformer_depth}"
+                f"transformer_depth must be an int or one positive int per level ({len(mult)}), "
+                f"got {self.transformer_depth}"
             )
         object.__setattr__(self, "depth_per_level", depth)
         if not 0.0 <= self.dropout < 1.0:
