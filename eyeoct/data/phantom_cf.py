@@ -115,7 +115,8 @@ def fundus_reflectance(geom: EyeGeometry, view: FundusView) -> np.ndarray:
     r_fovea = np.hypot(x - geom.fovea[0], y - geom.fovea[1])
     macula = np.exp(-0.5 * (r_fovea / 1.1) ** 2)
     img *= 1.0 - macula[..., None] * np.array([0.30, 0.42, 0.45], np.float32)
-    reflex = 0.35 * np.exp(-0.5 * (r_fovea / max(0.05, soft)) ** 2)
+    reflex_sigma = max(0.05, soft)  # keep the reflex's total light when it is smaller than a pixel
+    reflex = 0.35 * (0.05 / reflex_sigma) ** 2 * np.exp(-0.5 * (r_fovea / reflex_sigma) ** 2)
     img += reflex[..., None] * np.array([0.8, 0.8, 0.7], np.float32)
     disc, cup = _disc_masks(geom, x, y, max(soft, 0.06))
     halo = np.clip(1.0 - np.hypot(x - geom.disc[0], y - geom.disc[1]) / (1.6 * geom.disc_radii[1]), 0, 1)
@@ -137,7 +138,7 @@ def render_cf(geom: EyeGeometry, size: int, fov_radius_mm: float, rng: np.random
     img = fundus_reflectance(geom, view)
     x, y = view.grid()
     rho = np.hypot(x, y) / fov_radius_mm
-    img *= (1.0 - 0.45 * rho ** 3)[..., None]
+    img *= 1.0 - np.array([0.4, 0.55, 0.6], np.float32) * (rho ** 3)[..., None]  # edges darker and redder
     field_stop = np.clip((1.0 - rho) * fov_radius_mm / max(view.mm_per_px, 0.01) + 0.5, 0, 1)
     img *= field_stop[..., None]
     img += 0.012 * rng.standard_normal(img.shape).astype(np.float32)

@@ -51,13 +51,17 @@ def soft_step(z: np.ndarray, edge: np.ndarray, softness: float) -> np.ndarray:
     return np.clip((z - edge) / softness + 0.5, 0.0, 1.0)
 
 
-def choroid_section(rng: np.random.Generator, length_mm: float, max_depth_mm: float) -> tuple[SmoothField, SmoothField]:
+def choroid_section(rng: np.random.Generator, length_mm: float, max_depth_mm: float,
+                    pixel_mm: float) -> tuple[SmoothField, SmoothField]:
     """Random textures of one section through the choroid (s along the scan, stretched depth):
-    small vessels (choriocapillaris/Sattler) near Bruch's membrane, large ones (Haller) deeper."""
+    small vessels (choriocapillaris/Sattler) near Bruch's membrane, large ones (Haller) deeper.
+    Detail finer than the B-scan's pixels (`pixel_mm`) is not drawn, which keeps small scans fast."""
     s_range = (-length_mm / 2 - 0.1, length_mm / 2 + 0.1)
     z_range = (0.0, CHOROID_DEPTH_STRETCH * max_depth_mm)
-    return (SmoothField.random(rng, s_range, z_range, 0.012, 0.022),
-            SmoothField.random(rng, s_range, z_range, 0.02, 0.05))
+    fine = max(0.022, pixel_mm)
+    coarse = max(0.05, 1.5 * pixel_mm)
+    return (SmoothField.random(rng, s_range, z_range, fine / 1.8, fine),
+            SmoothField.random(rng, s_range, z_range, coarse / 2.5, coarse))
 
 
 def _choroid(grid: ScanGrid, bounds: dict, textures: tuple[SmoothField, SmoothField], soft: float) -> np.ndarray:
@@ -110,7 +114,8 @@ def render_bscans(geom: EyeGeometry, height: int, width: int, length_mm: float, 
                   speckle_looks: float = 1.0) -> tuple[np.ndarray, dict[int, list[dict]]]:
     """Six B-scans uint8 [6, height, width] and, per slice, the vessels crossing it
     (dicts with column, width_mm, kind). `noise_rng=None` renders without speckle."""
-    textures = [choroid_section(texture_rng, length_mm, 0.6) for _ in range(N_SLICES)]
+    pixel_mm = max(length_mm / width, CHOROID_DEPTH_STRETCH * depth_mm / height)
+    textures = [choroid_section(texture_rng, length_mm, 0.6, pixel_mm) for _ in range(N_SLICES)]
     out = np.empty((N_SLICES, height, width), np.uint8)
     crossings: dict[int, list[dict]] = {}
     for k, angle in enumerate(SLICE_ANGLES_DEG):

@@ -20,7 +20,7 @@ CYST_FLUID = 0.06  # about as dark as the vitreous
 
 
 def find_vessel_crossings(geom: EyeGeometry, grid) -> list[dict]:
-    """Where the scan line crosses vessel segments: column, s_mm, width_mm, kind, sin_angle."""
+    """Where the scan line crosses (visible) vessel segments: column, s_mm, width_mm, kind, sin_angle."""
     tree = geom.vessels
     u = grid.direction.astype(np.float64)
     d = (tree.p1 - tree.p0).astype(np.float64)
@@ -30,7 +30,7 @@ def find_vessel_crossings(geom: EyeGeometry, grid) -> list[dict]:
     s = (w[:, 0] * d[:, 1] - w[:, 1] * d[:, 0]) / safe
     t = (w[:, 0] * u[1] - w[:, 1] * u[0]) / safe
     half = len(grid.s) * grid.mm_per_col / 2
-    hit = np.isfinite(safe) & (t >= 0) & (t < 1) & (np.abs(s) < half)
+    hit = np.isfinite(safe) & (t >= 0) & (t < 1) & (np.abs(s) < half) & (tree.width > VESSEL_INVISIBLE_MM)
     out = []
     for i in np.flatnonzero(hit):
         col = int(np.clip((s[i] + half) // grid.mm_per_col, 0, len(grid.s) - 1))
