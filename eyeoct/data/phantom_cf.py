@@ -80,6 +80,7 @@ def vessel_opacity(geom: EyeGeometry, view: FundusView, kind: int) -> np.ndarray
 
 
 def _disc_masks(geom: EyeGeometry, x: np.ndarray, y: np.ndarray, soft_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Soft masks of the optic disc (an ellipse) and of its cup (the same ellipse scaled by cup_ratio)."""
     rx, ry = geom.disc_radii
     rho = np.sqrt(((x - geom.disc[0]) / rx) ** 2 + ((y - geom.disc[1]) / ry) ** 2)
     disc = np.clip((1.0 - rho) * rx / soft_mm + 0.5, 0, 1)
@@ -88,15 +89,17 @@ def _disc_masks(geom: EyeGeometry, x: np.ndarray, y: np.ndarray, soft_mm: float)
     return disc, cup
 
 
-def _spots(lesions: np.ndarray, x: np.ndarray, y: np.ndarray, sharpness: float) -> np.ndarray:
-    """Soft union of round spots (rows x, y, r, ...); sharpness 1 soft Gaussian, larger = flatter top."""
+def _spots(lesions: np.ndarray, x: np.ndarray, y: np.ndarray, sharpness: float, pixel_mm: float) -> np.ndarray:
+    """Soft union of round spots (rows x, y, r, ...); sharpness 1 soft Gaussian, larger = flatter top.
+    Spots smaller than a pixel are widened to one pixel with their contrast lowered by the area ratio."""
     out = np.zeros(x.shape, np.float32)
     for lx, ly, r in lesions[:, :3]:
-        box = (np.abs(x - lx) < 3 * r) & (np.abs(y - ly) < 3 * r)
+        r_drawn = max(r, 0.6 * pixel_mm)
+        box = (np.abs(x - lx) < 3 * r_drawn) & (np.abs(y - ly) < 3 * r_drawn)
         if not box.any():
             continue
-        d2 = ((x[box] - lx) ** 2 + (y[box] - ly) ** 2) / r ** 2
-        out[box] = np.maximum(out[box], np.exp(-0.5 * d2 ** sharpness))
+        d2 = ((x[box] - lx) ** 2 + (y[box] - ly) ** 2) / r_drawn ** 2
+        out[box] = np.maximum(out[box], (r / r_drawn) ** 2 * np.exp(-0.5 * d2 ** sharpness))
     return out
 
 
@@ -123,12 +126,12 @@ def fundus_reflectance(geom: EyeGeometry, view: FundusView) -> np.ndarray:
     img *= 1.0 + 0.25 * halo[..., None] ** 2
     _blend(img, 0.9 * disc, DISC_RIM_RGB)
     _blend(img, 0.8 * cup, DISC_CUP_RGB)
-    _blend(img, 0.8 * _spots(geom.drusen, x, y, 1.0), DRUSEN_RGB)
-    _blend(img, 0.9 * _spots(geom.haemorrhages, x, y, 3.0), HAEMORRHAGE_RGB)
-    _blend(img, 0.9 * _spots(geom.microaneurysms, x, y, 1.0), HAEMORRHAGE_RGB)
+    _blend(img, 0.8 * _spots(geom.drusen, x, y, 1.0, view.mm_per_px), DRUSEN_RGB)
+    _blend(img, 0.9 * _spots(geom.haemorrhages, x, y, 3.0, view.mm_per_px), HAEMORRHAGE_RGB)
+    _blend(img, 0.9 * _spots(geom.microaneurysms, x, y, 1.0, view.mm_per_px), HAEMORRHAGE_RGB)
     for kind, rgb in ((ARTERY, ARTERY_RGB), (VEIN, VEIN_RGB)):
         _blend(img, vessel_opacity(geom, view, kind), rgb)
-    _blend(img, _spots(geom.exudates, x, y, 2.0), EXUDATE_RGB)
+    _blend(img, _spots(geom.exudates, x, y, 2.0, view.mm_per_px), EXUDATE_RGB)
     return img
 
 
@@ -158,7 +161,7 @@ def render_infrared(geom: EyeGeometry, height: int, width: int, field_width_mm: 
     gray *= 1.0 - 0.35 * disc - 0.3 * cup
     for lesions, level in ((geom.drusen, 0.7), (geom.exudates, 0.85), (geom.haemorrhages, 0.25),
                            (geom.microaneurysms, 0.3)):
-        spots = _spots(lesions, x, y, 2.0)
+        spots = _spots(lesions, x, y, 2.0, view.mm_per_px)
         gray += spots * (level - gray)
     for kind, level in ((ARTERY, 0.3), (VEIN, 0.22)):
         gray += vessel_opacity(geom, view, kind) * (level - gray)

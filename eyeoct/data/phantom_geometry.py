@@ -13,7 +13,6 @@ import numpy as np
 from eyeoct.data.phantom_fields import SmoothField
 from eyeoct.data.phantom_vessels import VesselTree, make_vessel_tree
 
-PATHOLOGIES = ("normal", "drusen", "diabetic")
 FIELD_EXTENT_MM = (-8.0, 8.0)
 
 
@@ -35,22 +34,22 @@ class EyeGeometry:
     pathology: str
     fovea: np.ndarray
     disc: np.ndarray
-    disc_radii: tuple[float, float]
+    disc_radii: tuple[float, float]  # horizontal, vertical
     cup_ratio: float
     vessels: VesselTree
+    fundus_tint: np.ndarray  # per-eye RGB pigmentation factors
+    choroid_texture: SmoothField  # visible in the CF
+    thickness_texture: SmoothField  # fine layer thickness variation, hidden from the CF
+    retina_depth_mm: float  # depth of Bruch's membrane under the fovea in the B-scans
+    retina_curvature: float  # mm of rise per mm^2 away from the fovea (the eye's bowl)
+    retina_tilt: np.ndarray  # mm of depth change per mm in x and y
+    choroid_thickness_mm: float
     drusen: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     exudates: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     haemorrhages: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     microaneurysms: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     cysts: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     oedema: Oedema | None = None
-    fundus_tint: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
-    choroid_texture: SmoothField | None = None
-    thickness_texture: SmoothField | None = None
-    retina_depth_mm: float = 0.65
-    retina_curvature: float = 0.015
-    retina_tilt: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
-    choroid_thickness_mm: float = 0.28
 
 
 def _choose_pathology(rng: np.random.Generator, p_drusen: float, p_diabetic: float) -> str:

@@ -1,4 +1,5 @@
-"""Retinal layer depths of the phantom at any fundus position (the OCT's anatomy).
+"""Retinal layer depths of the phantom at any fundus position (the OCT's anatomy), and the pixel
+grid of a B-scan through those positions.
 
 Depths z are in mm below the top of the B-scan. Layer thicknesses are smooth functions of the
 eccentricity from the fovea (foveal pit: the inner layers thin out to nothing at the centre), the
@@ -6,6 +7,8 @@ distance from the disc (RNFL thickens toward it, most in the superior/inferior b
 random thickness texture, macular oedema (INL/ONL thickening) and drusen (which lift the RPE).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -103,3 +106,32 @@ def layer_boundaries(geom: EyeGeometry, x: np.ndarray, y: np.ndarray) -> dict[st
     z["gcl_top"] = z["ipl_top"] - t["gcl"]
     z["ilm"] = z["gcl_top"] - t["rnfl"]
     return z
+
+
+@dataclass(frozen=True)
+class ScanGrid:
+    """Pixel grid of one B-scan: columns along the scan line, rows in depth (all in mm)."""
+
+    s: np.ndarray  # [W] position along the scan
+    x: np.ndarray  # [W] fundus x of each column
+    y: np.ndarray  # [W] fundus y of each column
+    z: np.ndarray  # [H, 1] depth of each row
+    direction: np.ndarray  # [2] unit vector of the scan on the fundus
+    mm_per_col: float
+    mm_per_row: float
+
+
+def scan_grid(geom: EyeGeometry, angle_deg: float, height: int, width: int, length_mm: float,
+              depth_mm: float) -> ScanGrid:
+    """The grid of a scan through the fovea at `angle_deg` (counter-clockwise as viewed in the CF)."""
+    a = np.deg2rad(angle_deg)
+    direction = np.array([np.cos(a), -np.sin(a)], np.float32)
+    s = (-length_mm / 2 + (np.arange(width, dtype=np.float32) + 0.5) * length_mm / width)
+    z = ((np.arange(height, dtype=np.float32) + 0.5) * depth_mm / height)[:, None]
+    return ScanGrid(s, geom.fovea[0] + s * direction[0], geom.fovea[1] + s * direction[1], z,
+                    direction, length_mm / width, depth_mm / height)
+
+
+def soft_step(z: np.ndarray, edge: np.ndarray, softness: float) -> np.ndarray:
+    """0 above `edge`, 1 below, with a linear ramp `softness` mm wide (partial-volume anti-aliasing)."""
+    return np.clip((z - edge) / softness + 0.5, 0.0, 1.0)

@@ -8,47 +8,18 @@ in the inner retina, shadow below), lesions, and finally multiplicative speckle 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from eyeoct.data.phantom_fields import SmoothField
 from eyeoct.data.phantom_geometry import EyeGeometry
-from eyeoct.data.phantom_layers import BOUNDARY_NAMES, LAYER_REFLECTIVITY, VITREOUS, layer_boundaries
-from eyeoct.data.phantom_oct_lesions import draw_lesions, find_vessel_crossings, draw_vessels
+from eyeoct.data.phantom_layers import (BOUNDARY_NAMES, LAYER_REFLECTIVITY, VITREOUS, ScanGrid, layer_boundaries,
+                                        scan_grid, soft_step)
+from eyeoct.data.phantom_oct_lesions import draw_lesions, draw_vessels, find_vessel_crossings
 
 N_SLICES = 6
 SLICE_ANGLES_DEG = tuple(30.0 * k for k in range(N_SLICES))
 CHOROID_DEPTH_STRETCH = 2.0  # choroidal vessels look about twice as wide as deep in mm
-
-
-@dataclass(frozen=True)
-class ScanGrid:
-    """Pixel grid of one B-scan: columns along the scan line, rows in depth (all in mm)."""
-
-    s: np.ndarray  # [W] position along the scan
-    x: np.ndarray  # [W] fundus x of each column
-    y: np.ndarray  # [W] fundus y of each column
-    z: np.ndarray  # [H, 1] depth of each row
-    direction: np.ndarray  # [2] unit vector of the scan on the fundus
-    mm_per_col: float
-    mm_per_row: float
-
-
-def scan_grid(geom: EyeGeometry, angle_deg: float, height: int, width: int, length_mm: float,
-              depth_mm: float) -> ScanGrid:
-    a = np.deg2rad(angle_deg)
-    direction = np.array([np.cos(a), -np.sin(a)], np.float32)
-    s = (-length_mm / 2 + (np.arange(width, dtype=np.float32) + 0.5) * length_mm / width)
-    z = ((np.arange(height, dtype=np.float32) + 0.5) * depth_mm / height)[:, None]
-    return ScanGrid(s, geom.fovea[0] + s * direction[0], geom.fovea[1] + s * direction[1], z,
-                    direction, length_mm / width, depth_mm / height)
-
-
-def soft_step(z: np.ndarray, edge: np.ndarray, softness: float) -> np.ndarray:
-    """0 above `edge`, 1 below, with a linear ramp `softness` mm wide (partial-volume anti-aliasing)."""
-    return np.clip((z - edge) / softness + 0.5, 0.0, 1.0)
 
 
 def choroid_section(rng: np.random.Generator, length_mm: float, max_depth_mm: float,

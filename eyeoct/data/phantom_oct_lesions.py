@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from eyeoct.data.phantom_geometry import EyeGeometry
+from eyeoct.data.phantom_layers import ScanGrid, soft_step
 from eyeoct.data.phantom_vessels import VEIN
 
 VESSEL_SHADOW = {0: 0.7, 1: 0.8}  # artery, vein: attenuation below a vessel >= 0.1 mm wide
@@ -19,7 +20,7 @@ VESSEL_BRIGHTNESS = 0.85
 CYST_FLUID = 0.06  # about as dark as the vitreous
 
 
-def find_vessel_crossings(geom: EyeGeometry, grid) -> list[dict]:
+def find_vessel_crossings(geom: EyeGeometry, grid: ScanGrid) -> list[dict]:
     """Where the scan line crosses (visible) vessel segments: column, s_mm, width_mm, kind, sin_angle."""
     tree = geom.vessels
     u = grid.direction.astype(np.float64)
@@ -40,14 +41,14 @@ def find_vessel_crossings(geom: EyeGeometry, grid) -> list[dict]:
     return sorted(out, key=lambda c: c["s_mm"])
 
 
-def _column_window(grid, s0: float, half_extent: float) -> np.ndarray:
+def _column_window(grid: ScanGrid, s0: float, half_extent: float) -> np.ndarray:
     half = len(grid.s) * grid.mm_per_col / 2
     lo = int(np.floor((s0 - half_extent + half) / grid.mm_per_col)) - 1
     hi = int(np.ceil((s0 + half_extent + half) / grid.mm_per_col)) + 1
     return np.arange(max(lo, 0), min(hi, len(grid.s)))
 
 
-def draw_vessels(img: np.ndarray, grid, bounds: dict, crossings: list[dict]) -> None:
+def draw_vessels(img: np.ndarray, grid: ScanGrid, bounds: dict, crossings: list[dict]) -> None:
     """Bright spot in the inner retina and a shadow below, for every crossing vessel."""
     soft = max(grid.mm_per_row, 0.003)
     for c in crossings:
@@ -62,14 +63,14 @@ def draw_vessels(img: np.ndarray, grid, bounds: dict, crossings: list[dict]) -> 
         zc = (bounds["ilm"][cols] + np.maximum(0.5 * w + 0.004, 0.5 * rnfl))[None, :]
         visibility = float(np.clip((w - VESSEL_INVISIBLE_MM) / (0.1 - VESSEL_INVISIBLE_MM), 0.0, 1.0))
         strength = VESSEL_SHADOW[1 if c["kind"] == "vein" else 0] * visibility
-        below = np.clip((grid.z - zc) / soft + 0.5, 0.0, 1.0)
+        below = soft_step(grid.z, zc, soft)
         img[:, cols] *= 1.0 - strength * across * below
         sigma_z = max(w / 2.5, 0.6 * grid.mm_per_row)
         blob = across * np.exp(-0.5 * ((grid.z - zc + 0.2 * w) / sigma_z) ** 2)
         img[:, cols] += visibility * blob * (VESSEL_BRIGHTNESS - img[:, cols])
 
 
-def _cut_profile(lesions: np.ndarray, grid) -> np.ndarray:
+def _cut_profile(lesions: np.ndarray, grid: ScanGrid) -> np.ndarray:
     """[n, W] height profile in [0, 1] of each round lesion along the scan (0 where not cut)."""
     if len(lesions) == 0:
         return np.zeros((0, len(grid.s)), np.float32)
@@ -82,7 +83,7 @@ def _band(z: np.ndarray, centre: np.ndarray, half_height: np.ndarray, soft: floa
     return np.clip((half_height - np.abs(z - centre)) / soft + 0.5, 0.0, 1.0)
 
 
-def draw_lesions(img: np.ndarray, geom: EyeGeometry, grid, bounds: dict) -> None:
+def draw_lesions(img: np.ndarray, geom: EyeGeometry, grid: ScanGrid, bounds: dict) -> None:
     """Cysts, hard exudates and haemorrhages cut by this scan."""
     soft = max(grid.mm_per_row, 0.003)
     for lesion, prof in zip(geom.cysts, _cut_profile(geom.cysts, grid)):
