@@ -10,11 +10,13 @@ How the panel is found (no fixed row or column numbers):
 2. Panel boundaries are columns where the mean absolute difference between the blocks of columns on
    either side is much larger than elsewhere in the image (a seam), at least half a panel height
    apart; they cut the image into candidate panels.
-3. Each candidate is scored by its anisotropy, mean |d/dy| / mean |d/dx| after smoothing (sigma H/100): retinal
-   layers make B-scans strongly layered (> `BSCAN_MIN_ANISOTROPY`), fundus images are isotropic.
-   Adjacent layered candidates are merged; the most layered run is the B-scan panel. Flat columns at
-   its sides (gaps between panels) and flat bright rows above or below it (white padding of a taller
-   export) are trimmed; flat dark rows are kept, since B-scans often end in black rows.
+3. Each candidate is scored by its anisotropy, mean |d/dy| / mean |d/dx| after smoothing (sigma
+   H/100): retinal layers make B-scans strongly layered (> `BSCAN_MIN_ANISOTROPY`; 1.9-4.2 on real
+   Spectralis, Optovue and Bioptigen scans), fundus images are isotropic (1.0-1.2). The most layered
+   candidate is the B-scan panel, merged with neighbours at least `MERGE_FRACTION` as layered (one
+   B-scan cut by a spurious seam; a scan line drawn on the fundus panel is not enough). Flat columns
+   at its sides (gaps between panels) and flat bright rows above or below it (white padding of a
+   taller export) are trimmed; flat dark rows are kept, since B-scans often end in black rows.
 4. An image with one panel is kept whole. Flat bright bands at its border (registration padding, as
    in the Duke DME exports) are filled with the B-scan's background level, so the size is unchanged
    and no white band reaches the model.
@@ -37,6 +39,7 @@ BRIGHT_PADDING = 200.0  # mean grey level above which a flat border band counts 
 SEAM_FACTOR = 4.0  # a panel seam differs this many times more than the median column boundary
 SEAM_MIN_LEVEL = 15.0  # ... and by at least this many grey levels on average
 BSCAN_MIN_ANISOTROPY = 1.5
+MERGE_FRACTION = 0.7  # a neighbour this layered relative to the best panel is part of the same B-scan
 ANALYSIS_ROWS = 128  # panel analysis works on images reduced to about this many rows
 MAX_CHROMA = 8.0  # mean channel difference above which an "OCT" image is a colour picture
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -127,10 +130,11 @@ def locate_bscan_panel(gray: np.ndarray) -> tuple[slice, slice]:
         logger.warning("no panel of a %dx%d image looks like a B-scan (anisotropy %s); keeping it whole",
                        x.shape[0], x.shape[1], [round(s, 2) for s in scores])
         return whole
+    merge_level = max(BSCAN_MIN_ANISOTROPY, MERGE_FRACTION * scores[best])
     first = last = best
-    while first > 0 and scores[first - 1] >= BSCAN_MIN_ANISOTROPY:
+    while first > 0 and scores[first - 1] >= merge_level:
         first -= 1
-    while last < len(segments) - 1 and scores[last + 1] >= BSCAN_MIN_ANISOTROPY:
+    while last < len(segments) - 1 and scores[last + 1] >= merge_level:
         last += 1
     panel_cols = slice(cols.start + segments[first][0], cols.start + segments[last][1])
     panel = _content_box(x[rows, panel_cols], bright_rows_only=True)
