@@ -6,7 +6,8 @@ haemorrhages) is really there in the B-scans (vessel shadows, RPE bumps, cysts, 
 
 Coordinates in `meta`: mm in the CF frame (origin at the CF image centre, x right, y down as
 viewed); `*_px` are (col, row) pixels of the CF. B-scan k runs at 30k degrees counter-clockwise as
-viewed through the fovea, left to right; `vessel_crossings[k]` lists the crossed columns.
+viewed through the fovea, left to right; `vessel_crossings[k]` lists the columns where slice k
+crosses a vessel (int keys 0..5, strings after a JSON round trip).
 """
 from __future__ import annotations
 
