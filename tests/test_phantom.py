@@ -155,3 +155,24 @@ def test_bad_config_and_arguments_are_clear_errors():
         PhantomConfig(cf_size=4)
     with pytest.raises(ValueError, match="seed"):
         render_case(-1, 0, SMALL)
+
+
+def test_vessels_crossing_a_bscan_are_vessels_in_the_cf():
+    config = _with(MEDIUM, cf_size=256, p_drusen=0.0, p_diabetic=0.0)
+    checked = 0
+    for index in range(2):
+        case = render_case(8, index, config)
+        green = case.cf[..., 1].astype(np.float64)
+        fovea = np.array(case.meta["fovea_mm"])
+        for k, details in case.meta["vessel_crossing_details"].items():
+            a = np.deg2rad(case.meta["slice_angles_deg"][k])
+            for c in details:
+                if c["width_mm"] < 0.1:
+                    continue
+                xy = fovea + c["s_mm"] * np.array([np.cos(a), -np.sin(a)])
+                col, row = np.round(xy / case.meta["cf_mm_per_px"] + (config.cf_size - 1) / 2).astype(int)
+                ring = [green[row + dr, col + dc] for dr in range(-8, 9) for dc in range(-8, 9)
+                        if 7 <= np.hypot(dr, dc) <= 8]
+                assert green[row, col] < 0.85 * np.median(ring), (index, k, c)
+                checked += 1
+    assert checked >= 5
