@@ -1,8 +1,8 @@
 """Benchmark: phantom rendering speed and APTOS loader speed without cache, filling the cache, and cached.
 
 Renders phantom eyes at 64x64 and at full size (512 CF, 496x768 OCT), then writes an APTOS-layout
-copy of full-size phantom eyes to a temporary folder (CF JPEG, two-panel infrared + B-scan JPEG slices)
-and reads it with `AptosDataset` at the sizes of configs/data/aptos.yaml: without a cache (decode, panel
+copy of full-size phantom eyes to a temporary folder with make_phantom's writer (CF JPEG, B-scan JPEGs,
+half of the eyes as two-panel infrared | B-scan exports) and reads it with `AptosDataset` at the sizes of configs/data/aptos.yaml: without a cache (decode, panel
 detection and resize every time), cold (the same plus writing the cache) and cached (reading the
 .npz arrays). Prints cases/s and the ratio cached/uncached.
 
@@ -16,15 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eyeoct.data.datasets import AptosDataset  # noqa: E402
 from eyeoct.data.phantom import PhantomConfig, render_case  # noqa: E402
-from eyeoct.data.phantom_cf import render_infrared  # noqa: E402
+from eyeoct.data.phantom_export import write_phantom_dataset  # noqa: E402
 
 CF_SIZE, OCT_SIZE = 256, (256, 384)
 
@@ -34,25 +32,6 @@ def phantom_rate(config: PhantomConfig, cases: int) -> float:
     for index in range(cases):
         render_case(0, index, config)
     return cases / (time.perf_counter() - start)
-
-
-def write_phantom_aptos(root: Path, cases: int) -> Path:
-    """APTOS layout of full-size phantom eyes, slices as Heidelberg-style two-panel exports (496x1264)."""
-    lines = ["PID,CF_path,OCT_path"]
-    for index in range(cases):
-        case = render_case(0, index)
-        pid, stem = f"{index:06d}", f"{index:06d}-{60 + index}{case.meta['laterality']}"
-        (root / "CF").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(case.cf).save(root / "CF" / f"{stem}.jpg", quality=95)
-        infrared = render_infrared(case.geometry, 496, 496, 8.0, np.random.default_rng(index))
-        folder = root / "OCT" / pid
-        folder.mkdir(parents=True, exist_ok=True)
-        for k, bscan in enumerate(case.oct):
-            Image.fromarray(np.concatenate([infrared, bscan], axis=1)).save(folder / f"{pid}_{k}.jpg", quality=95)
-        lines.append(f"{pid},{stem}.jpg,{pid}")
-    csv = root / "train.csv"
-    csv.write_text("\n".join(lines) + "\n")
-    return csv
 
 
 def loader_rate(dataset: AptosDataset, workers: int) -> float:
@@ -75,14 +54,16 @@ def main() -> None:
     print(f"phantom render  full (CF 512, OCT 496x768):    {full:8.2f} cases/s")
 
     with tempfile.TemporaryDirectory() as tmp:
-        csv = write_phantom_aptos(Path(tmp) / "train", args.cases)
+        write_phantom_dataset(Path(tmp) / "phantom", args.cases, "aptos", val_fraction=0.0, two_panel_fraction=0.5)
+        csv = Path(tmp) / "phantom" / "train" / "train.csv"
         settings = dict(cf_size=CF_SIZE, oct_size=OCT_SIZE)
         uncached = loader_rate(AptosDataset(csv, **settings), args.workers)
         cache_dir = Path(tmp) / "cache"
         cold = loader_rate(AptosDataset(csv, cache_dir=cache_dir, **settings), args.workers)
         cached = max(loader_rate(AptosDataset(csv, cache_dir=cache_dir, **settings), args.workers)
                      for _ in range(args.repeats))
-    print(f"APTOS loader ({args.cases} phantom eyes, CF 512 -> {CF_SIZE}, two-panel 496x1264 JPEG -> "
+    print(f"APTOS loader ({args.cases} phantom eyes, CF 512 -> {CF_SIZE}, B-scans 496x768 JPEG (half of them "
+          f"two-panel 496x1536) -> "
           f"{OCT_SIZE[0]}x{OCT_SIZE[1]}, workers={args.workers}):")
     print(f"  no cache:            {uncached:8.2f} samples/s")
     print(f"  cold (fills cache):  {cold:8.2f} samples/s")

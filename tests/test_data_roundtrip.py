@@ -7,7 +7,7 @@ import pytest
 from eyeoct.data.datasets import AptosDataset
 from eyeoct.data.images import locate_bscan_panel, read_gray
 from eyeoct.data.phantom import PhantomConfig, render_case
-from eyeoct.data.phantom_export import write_phantom_dataset
+from eyeoct.data.phantom_export import two_panel_slices, write_phantom_dataset
 
 CONFIG = PhantomConfig(cf_size=48, oct_height=48, oct_width=72)  # 72: the panel seam is not on a JPEG block edge
 SEED = 4
@@ -45,3 +45,13 @@ def test_two_panel_slices_crop_to_exactly_the_bscan_panel(exported):
             expected_cols = (72, 144) if case.case_id in two_panel else (0, 72)
             assert image.shape[1] == expected_cols[1]
             assert (rows.start, rows.stop, cols.start, cols.stop) == (0, 48, *expected_cols), path
+
+
+@pytest.mark.parametrize("height,width", [(32, 32), (64, 96)])
+def test_panel_found_at_small_sizes_despite_the_scan_line(height, width):
+    config = PhantomConfig(cf_size=32, oct_height=height, oct_width=width)
+    for index in range(4):
+        case = render_case(9, index, config)
+        for k, export in enumerate(two_panel_slices(case, config, 9, index)):  # slice 0: horizontal scan line
+            rows, cols = locate_bscan_panel(export)
+            assert (rows.start, rows.stop, cols.start, cols.stop) == (0, height, width, 2 * width), (index, k)
