@@ -35,11 +35,17 @@ def test_inception_state_dict_features_and_fid(tmp_path):
     torch.save(net.state_dict(), path)
     extractor = InceptionFeatures(path, batch_size=4)
     rng = np.random.default_rng(0)
-    vols = [rng.integers(0, 256, (6, 40, 48), dtype=np.uint8) for _ in range(1)]
+    vols = [rng.integers(0, 256, (2, 40, 48), dtype=np.uint8)]  # two B-scans
     feats = extractor.volume_features(vols)
-    assert feats.shape == (6, 2048) and np.isfinite(feats).all()
+    assert feats.shape == (2, 2048) and np.isfinite(feats).all()
+    with torch.no_grad():
+        x = torch.nn.functional.interpolate(torch.from_numpy(vols[0]).float()[:, None] / 255, size=(299, 299),
+                                            mode="bilinear", align_corners=False)
+        net.fc = torch.nn.Identity()
+        expected = net.eval()((x * 2 - 1).expand(-1, 3, -1, -1)).double().numpy()
+    np.testing.assert_allclose(feats, expected, rtol=1e-5, atol=1e-5)
     result = fid_kid_from_features(feats, feats, extractor.sha256)
-    assert result["fid"] == pytest.approx(0.0, abs=1e-6) and result["n_real"] == 6
+    assert result["fid"] == pytest.approx(0.0, abs=1e-6) and result["n_real"] == 2
     assert len(result["weights_sha256"]) == 64
 
 

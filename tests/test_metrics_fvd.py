@@ -33,7 +33,7 @@ def test_frechet_diagonal_closed_form():
 
 def test_frechet_matches_symmetric_scipy_form():
     rng = np.random.default_rng(1)
-    d = 6
+    d = 8
     mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
     s1, s2 = _random_spd(rng, d), _random_spd(rng, d)
     root1 = scipy.linalg.sqrtm(s1).real
@@ -42,10 +42,12 @@ def test_frechet_matches_symmetric_scipy_form():
     # the direct scipy formula on the non-symmetric product, also for rank-deficient covariances
     direct = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(direct, rel=1e-9)
-    a, b = rng.standard_normal((4, d)), rng.standard_normal((5, d)) * 2
-    ca, cb = np.cov(a.T), np.cov(b.T)
-    direct = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(ca + cb - 2 * scipy.linalg.sqrtm(ca @ cb).real)
-    assert frechet_distance_from_features(a, b) == pytest.approx(direct, rel=1e-6)
+    # fewer samples than dimensions (the sample-space path) and more (the covariance path)
+    for n1, n2 in ((4, 5), (30, 40)):
+        a, b = rng.standard_normal((n1, d)), rng.standard_normal((n2, d)) * 2 + 1
+        ca, cb = np.cov(a.T), np.cov(b.T)
+        direct = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(ca + cb - 2 * scipy.linalg.sqrtm(ca @ cb).real)
+        assert frechet_distance_from_features(a, b) == pytest.approx(direct, rel=1e-6)
 
 
 def test_feature_statistics_use_n_minus_1():

@@ -36,5 +36,21 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
 
 def frechet_distance_from_features(features_a, features_b) -> float:
-    """Frechet distance between two feature sets [N,D] (each N >= 2)."""
-    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+    """Frechet distance between two feature sets [N,D] (each N >= 2), float64, n-1 covariances.
+
+    With fewer samples than dimensions (e.g. 2048-d Inception features of a few hundred B-scans) the
+    trace term is computed from the samples: with centred A [n1,D], B [n2,D],
+    Tr((S1 S2)^(1/2)) = nuclear norm of A B^T / sqrt((n1-1)(n2-1)), since the non-zero eigenvalues of
+    S1 S2 are those of (A B^T)(A B^T)^T / ((n1-1)(n2-1)). This avoids D x D square roots.
+    """
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    mu1, sigma1 = feature_statistics(a)
+    mu2, sigma2 = feature_statistics(b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sets differ in dimension: {a.shape} vs {b.shape}")
+    if max(len(a), len(b)) >= a.shape[1]:
+        return frechet_distance(mu1, sigma1, mu2, sigma2)
+    cross = (a - mu1) @ (b - mu2).T
+    trace_sqrt = np.linalg.svd(cross, compute_uv=False).sum() / np.sqrt((len(a) - 1) * (len(b) - 1))
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
