@@ -45,10 +45,11 @@ class FundusView:
         return (np.asarray(xy, np.float32) - np.asarray(self.centre, np.float32)) / self.mm_per_px + offset
 
 
-def vessel_opacity(geom: EyeGeometry, view: FundusView, kind: int) -> np.ndarray:
+def vessel_opacity(geom: EyeGeometry, view: FundusView, kind: int) -> tuple[np.ndarray, np.ndarray]:
     """Opacity [h,w] in [0,1] of the vessels of one kind: a Gaussian cross-section around the
     nearest segment (found through a distance transform of the rasterised centrelines, then measured
-    exactly), with lower contrast for thin vessels (less blood) and for sub-pixel ones."""
+    exactly), with lower contrast for thin vessels (less blood) and for sub-pixel ones; and the
+    central light reflex [h,w] in [0,1], a thin line along vessels wider than a few pixels."""
     tree = geom.vessels
     sel = np.flatnonzero(tree.kind == kind)
     p0 = view.to_pixels(tree.p0[sel])
@@ -59,7 +60,7 @@ def vessel_opacity(geom: EyeGeometry, view: FundusView, kind: int) -> np.ndarray
     pts = np.round(p0[seg] + (p1[seg] - p0[seg]) * t[:, None]).astype(int)
     ok = (pts[:, 0] >= 0) & (pts[:, 0] < view.width) & (pts[:, 1] >= 0) & (pts[:, 1] < view.height)
     if not ok.any():
-        return np.zeros((view.height, view.width), np.float32)
+        return np.zeros((2, view.height, view.width), np.float32)
     seg, pts = seg[ok], pts[ok]
     order = np.argsort(tree.width[sel][seg], kind="stable")  # wider vessels win shared pixels
     nearest_seg = np.full((view.height, view.width), -1, np.int64)
@@ -76,7 +77,9 @@ def vessel_opacity(geom: EyeGeometry, view: FundusView, kind: int) -> np.ndarray
     w_px = w_mm / view.mm_per_px
     sigma = np.maximum(w_px / 2.5, 0.6)
     amplitude = (1.0 - np.exp(-w_mm / 0.06)) * np.minimum(1.0, w_px / (sigma * 2.5))
-    return (amplitude * np.exp(-0.5 * (dist / sigma) ** 2)).astype(np.float32)
+    opacity = amplitude * np.exp(-0.5 * (dist / sigma) ** 2)
+    reflex = np.clip((w_px - 3.0) / 3.0, 0.0, 1.0) * np.exp(-0.5 * (dist / np.maximum(0.12 * w_px, 0.5)) ** 2)
+    return opacity.astype(np.float32), reflex.astype(np.float32)
 
 
 def _disc_masks(geom: EyeGeometry, x: np.ndarray, y: np.ndarray, soft_mm: float) -> tuple[np.ndarray, np.ndarray]:
@@ -129,8 +132,10 @@ def fundus_reflectance(geom: EyeGeometry, view: FundusView) -> np.ndarray:
     _blend(img, 0.8 * _spots(geom.drusen, x, y, 1.0, view.mm_per_px), DRUSEN_RGB)
     _blend(img, 0.9 * _spots(geom.haemorrhages, x, y, 3.0, view.mm_per_px), HAEMORRHAGE_RGB)
     _blend(img, 0.9 * _spots(geom.microaneurysms, x, y, 1.0, view.mm_per_px), HAEMORRHAGE_RGB)
-    for kind, rgb in ((ARTERY, ARTERY_RGB), (VEIN, VEIN_RGB)):
-        _blend(img, vessel_opacity(geom, view, kind), rgb)
+    for kind, rgb, shine in ((ARTERY, ARTERY_RGB, 0.35), (VEIN, VEIN_RGB, 0.15)):
+        opacity, reflex = vessel_opacity(geom, view, kind)
+        _blend(img, opacity, rgb)
+        img += (shine * reflex)[..., None] * np.array([0.9, 0.6, 0.45], np.float32)
     _blend(img, _spots(geom.exudates, x, y, 2.0, view.mm_per_px), EXUDATE_RGB)
     return img
 
@@ -164,7 +169,8 @@ def render_infrared(geom: EyeGeometry, height: int, width: int, field_width_mm: 
         spots = _spots(lesions, x, y, 2.0, view.mm_per_px)
         gray += spots * (level - gray)
     for kind, level in ((ARTERY, 0.3), (VEIN, 0.22)):
-        gray += vessel_opacity(geom, view, kind) * (level - gray)
+        opacity, reflex = vessel_opacity(geom, view, kind)
+        gray += opacity * (level - gray) + 0.15 * reflex
     rho = np.hypot(x - view.centre[0], y - view.centre[1]) / (0.6 * field_width_mm)
     gray = gray * (1.0 - 0.25 * rho ** 2) + 0.02 * rng.standard_normal(gray.shape).astype(np.float32)
     return np.clip(gray * 255.0 + 0.5, 0, 255).astype(np.uint8)
