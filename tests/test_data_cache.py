@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from data_synthetic import bscan_panel, save, write_aptos_layout
+from eyeoct.data import cache as cache_module
 from eyeoct.data.cache import ArrayCache, settings_key
 from eyeoct.data.datasets import AptosDataset, PhantomDataset
 
@@ -33,12 +34,22 @@ def test_cached_items_equal_uncached_and_size_changes_the_key(tmp_path):
     assert sorted(p.name for p in cache_dir.iterdir()) == sorted([cached.cache.key, resized.cache.key])
     assert resized[0]["oct"].shape == (6, 16, 20)
     settings = json.loads((cache_dir / cached.cache.key / "settings.json").read_text())
-    assert settings == {"kind": "image_files", "cf_size": 24, "oct_size": [16, 24]}
+    assert {k: v for k, v in settings.items() if k != "code"} == {"kind": "image_files", "cf_size": 24, "oct_size": [16, 24]}
+    assert len(settings["code"]) == 12
 
 
 def test_settings_key_is_stable_and_sensitive():
     assert settings_key({"a": 1, "b": [2, 3]}) == settings_key({"b": [2, 3], "a": 1})
     assert settings_key({"a": 1}) != settings_key({"a": 2})
+
+
+def test_code_fingerprint_follows_the_source(tmp_path):
+    source = tmp_path / "reader.py"
+    source.write_text("x = 1\n")
+    before = cache_module.code_fingerprint([source])
+    assert cache_module.code_fingerprint([source]) == before
+    source.write_text("x = 2\n")
+    assert cache_module.code_fingerprint([source]) != before
 
 
 def test_edited_source_image_is_decoded_again(tmp_path):

@@ -1,8 +1,8 @@
 """On-disk cache of preprocessed cases, so decoding, panel detection and resizing happen once.
 
 Layout: `<cache_dir>/<key>/<case id>-<hash>.npz` (uncompressed uint8 arrays) plus `settings.json`,
-where `<key>` hashes the preprocessing settings (sizes, dataset kind, `CACHE_FORMAT_VERSION`): changing
-any setting starts a new folder and never reads stale arrays. Each entry also stores a signature of its
+where `<key>` hashes the preprocessing settings (sizes, dataset kind, and a fingerprint of the source code
+that produces the arrays): changing any of them starts a new folder and never reads stale arrays. Each entry also stores a signature of its
 source files (path, size, modification time), so an edited image is decoded again.
 """
 from __future__ import annotations
@@ -20,14 +20,21 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = 1  # bump when the reading/preprocessing code changes the arrays it produces
 _SIGNATURE = "__signature__"
 
 
 def settings_key(settings: dict[str, Any]) -> str:
-    """A short stable hash of JSON-able preprocessing settings (plus the cache format version)."""
-    text = json.dumps({"cache_format": CACHE_FORMAT_VERSION, **settings}, sort_keys=True, default=str)
+    """A short stable hash of JSON-able preprocessing settings."""
+    text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def code_fingerprint(paths: list[Path]) -> str:
+    """A hash of source files (with this module), so editing the code that makes the arrays renews the key."""
+    digest = hashlib.sha256()
+    for path in [Path(__file__), *paths]:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def files_signature(paths: list[Path]) -> str:

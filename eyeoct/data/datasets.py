@@ -16,7 +16,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from eyeoct.data.aptos import load_aptos_cases
-from eyeoct.data.cache import ArrayCache, files_signature
+from eyeoct.data.cache import ArrayCache, code_fingerprint, files_signature
 from eyeoct.data.cases import EyeCase, split_by_group
 from eyeoct.data.errors import DataError
 from eyeoct.data.folder import load_folder_cases
@@ -27,6 +27,7 @@ from eyeoct.data.transforms import cf_to_tensor, preprocess_cf, preprocess_oct, 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("all", "train", "val")
+_DATA_DIR = Path(__file__).resolve().parent
 
 
 class CaseArrayDataset(Dataset):
@@ -103,7 +104,8 @@ class PhantomDataset(CaseArrayDataset):
         return f"phantom-{self.seed}-{self.start + index:06d}"
 
     def cache_settings(self) -> dict[str, Any]:
-        return {"kind": "phantom", "seed": self.seed, "noise_free": self.noise_free, "config": asdict(self.config)}
+        return {"kind": "phantom", "seed": self.seed, "noise_free": self.noise_free, "config": asdict(self.config),
+                "code": code_fingerprint(sorted(_DATA_DIR.glob("phantom*.py")))}
 
     def load_arrays(self, index: int) -> dict[str, np.ndarray]:
         case = render_case(self.seed, self.start + index, self.config, noise_free=self.noise_free)
@@ -145,7 +147,8 @@ class ImageFilesDataset(CaseArrayDataset):
         return str(self.cases[index].cf_path)
 
     def cache_settings(self) -> dict[str, Any]:
-        return {"kind": "image_files", "cf_size": self.cf_size, "oct_size": list(self.oct_size)}
+        return {"kind": "image_files", "cf_size": self.cf_size, "oct_size": list(self.oct_size),
+                "code": code_fingerprint([_DATA_DIR / "images.py", _DATA_DIR / "transforms.py"])}
 
     def source_signature(self, index: int) -> str:
         case = self.cases[index]
