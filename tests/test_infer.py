@@ -132,7 +132,7 @@ def test_corrupt_file_is_an_error_naming_it(cf_folder, tmp_path):
     (cf_folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     with pytest.raises(ImageReadError, match="broken.jpg"):
         run(cf_folder, tmp_path / "out")
-    assert not (tmp_path / "out" / "011574-64L").exists()  # checked before any sampling
+    assert not (tmp_path / "out").exists()  # every input is read before anything is written
 
 
 def test_skip_bad_lists_the_file(cf_folder, tmp_path):
@@ -196,6 +196,10 @@ def test_inputs_single_image_csv_and_errors(cf_folder, tmp_path):
     save_rgb(cf_folder / "d.png", 20, 20, 6)
     with pytest.raises(DataError, match="share the case id 'd'"):
         collect_inputs(cf_folder)
+    (cf_folder / "d.png").unlink()
+    save_rgb(cf_folder / "montages.jpg", 20, 20, 7)
+    with pytest.raises(DataError, match=r"\['montages'\] would collide"):
+        run(cf_folder, tmp_path / "out")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="holds no images"):

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from eyeoct.data.errors import DataError
 from eyeoct.inference.index_file import read_index_paths
 
 logger = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 INDEX_NAME = "index.csv"
 SKIPPED_NAME = "skipped.txt"
 ZIP_NAME = "submission.zip"
+RESERVED_FOLDERS = ("samples", "uncertainty", "montages")
 
 
 class OutputExistsError(FileExistsError):
@@ -54,6 +56,14 @@ class OutputLayout:
         return self.root / ZIP_NAME
 
 
+def check_case_ids(case_ids: list[str]) -> None:
+    """Refuse case ids that would collide with the run's own folders."""
+    clashes = sorted(set(case_ids) & set(RESERVED_FOLDERS))
+    if clashes:
+        raise DataError(f"input photo(s) named {clashes} would collide with the output folders "
+                        f"{list(RESERVED_FOLDERS)}; rename them")
+
+
 def _remove_previous_outputs(layout: OutputLayout) -> None:
     """Delete the files a previous run listed in its index (and its index files); other files stay."""
     listed = read_index_paths(layout.index_path) if layout.index_path.is_file() else []
@@ -69,15 +79,19 @@ def _remove_previous_outputs(layout: OutputLayout) -> None:
     logger.info("--overwrite: removed %d files of the previous run in %s", len(listed), layout.root)
 
 
-def prepare_output_dir(root: str | Path, overwrite: bool) -> OutputLayout:
-    """Create `root`; refuse a non-empty one unless `overwrite` (then the previous run's files go)."""
+def check_output_dir(root: str | Path, overwrite: bool) -> OutputLayout:
+    """The layout under `root`; refuses a non-empty folder unless `overwrite` (touches nothing)."""
     layout = OutputLayout(Path(root))
     if layout.root.exists() and not layout.root.is_dir():
         raise OutputExistsError(f"output path {layout.root} exists and is not a folder")
+    if layout.root.is_dir() and any(layout.root.iterdir()) and not overwrite:
+        raise OutputExistsError(f"output folder {layout.root} is not empty; pass --overwrite to replace "
+                                f"its previous results or choose another --out")
+    return layout
+
+
+def prepare_output_dir(layout: OutputLayout) -> None:
+    """Create the output folder, removing the files of a previous run first (see `_remove_previous_outputs`)."""
     if layout.root.is_dir() and any(layout.root.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(f"output folder {layout.root} is not empty; pass --overwrite to replace "
-                                    f"its previous results or choose another --out")
         _remove_previous_outputs(layout)
     layout.root.mkdir(parents=True, exist_ok=True)
-    return layout

@@ -23,7 +23,7 @@ from eyeoct.inference.archive import write_submission_zip
 from eyeoct.inference.case_writer import CaseWriter
 from eyeoct.inference.index_file import IndexRow, IndexWriter, RunRecord
 from eyeoct.inference.inputs import InferenceInput
-from eyeoct.inference.layout import OutputLayout, prepare_output_dir
+from eyeoct.inference.layout import OutputLayout, check_case_ids, check_output_dir, prepare_output_dir
 from eyeoct.inference.seeding import sample_generators, sample_seed
 from eyeoct.inference.statistics import SUBMIT_MODES
 
@@ -134,8 +134,10 @@ def run_inference(model: SamplingModel, prepare_cf: Callable[[np.ndarray], torch
                   inputs: list[InferenceInput], out_dir: str | Path, options: InferenceOptions,
                   overwrite: bool = False) -> InferenceResult:
     """Translate every input CF photo (uint8 RGB -> `prepare_cf` -> model input) and write the outputs."""
-    layout = prepare_output_dir(out_dir, overwrite)
+    check_case_ids([item.case_id for item in inputs])
+    layout = check_output_dir(out_dir, overwrite)
     good, skipped = _readable_inputs(inputs, prepare_cf, options.skip_bad)
+    prepare_output_dir(layout)
     record = RunRecord(seed=options.seed, steps=options.steps, guidance=options.guidance, eta=options.eta,
                        checkpoint=options.checkpoint)
     writer = CaseWriter(layout, options.ext, options.size, options.submit, record)
