@@ -47,7 +47,8 @@ class PhantomConfig:
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"PhantomConfig.{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
         if self.p_drusen + self.p_diabetic > 1.0:
-            raise ValueError(f"PhantomConfig: p_drusen + p_diabetic must be <= 1, got {self.p_drusen} + {self.p_diabetic}")
+            raise ValueError("PhantomConfig: p_drusen + p_diabetic must be <= 1, "
+                             f"got {self.p_drusen} + {self.p_diabetic}")
         for name in ("scan_length_mm", "scan_depth_mm", "cf_fov_radius_mm", "speckle_looks"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"PhantomConfig.{name} must be positive, got {getattr(self, name)!r}")
