@@ -1,0 +1,56 @@
+"""The CF encoder used by the encoder-space retrieval baseline.
+
+Either a fresh encoder from a YAML holding a `cf_encoder:` target/params block (random open_clip
+tower, or local tower weights via `pretrained:`), or the trained encoder of a stage-2 ControlLDM
+checkpoint (`--cf-encoder-ckpt`, with the stage-2 config it was trained with).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from eyeoct.config import ConfigError, instantiate_from_config, load_config
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ENCODER_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "baselines" / "cf_encoder_random.yaml"
+ENCODER_KEY = "cf_encoder"
+
+
+def load_cf_encoder(config_path: str | Path | None = None, ckpt_path: str | Path | None = None,
+                    seed: int = 0) -> nn.Module:
+    """CF encoder in eval mode: trained from a ControlLDM checkpoint, or built from a config.
+
+    Without a checkpoint, `config_path` (default `configs/baselines/cf_encoder_random.yaml`) must hold a
+    `cf_encoder:` target/params block; its random weights are drawn with `seed`. With a checkpoint,
+    `config_path` is the stage-2 config and the model's `cf_encoder` attribute is used.
+    """
+    if ckpt_path is not None:
+        return _trained_encoder(config_path, Path(ckpt_path))
+    path = Path(config_path) if config_path is not None else DEFAULT_ENCODER_CONFIG
+    cfg = load_config([path])
+    if ENCODER_KEY not in cfg:
+        raise ConfigError(f"{path}: expected a '{ENCODER_KEY}:' block with target/params "
+                          f"(e.g. target: cldm.cf_encoder.CFEncoder); a stage-2 config needs --cf-encoder-ckpt")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = instantiate_from_config(cfg[ENCODER_KEY])
+    logger.info("CF encoder for retrieval: %s from %s (untrained projection, seed %d)",
+                cfg[ENCODER_KEY]["target"], path, seed)
+    return encoder.eval()
+
+
+def _trained_encoder(config_path: str | Path | None, ckpt_path: Path) -> nn.Module:
+    from cldm.cldm import ControlLDM
+
+    if config_path is None:
+        raise ConfigError(f"--cf-encoder-ckpt {ckpt_path} needs --cf-encoder-config: the stage-2 config "
+                          f"the checkpoint was trained with")
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"stage-2 checkpoint not found: {ckpt_path}")
+    model = ControlLDM.load_for_inference(ckpt_path, load_config([config_path]))
+    logger.info("CF encoder for retrieval: trained encoder of %s", ckpt_path)
+    return model.cf_encoder.eval()

@@ -1,0 +1,81 @@
+"""Reference predictions for the held-out cases of a data config, in the submission layout.
+
+Writes DIR/<method>/<case>/<case>_{0..5}.<ext> (+ baseline.json) for mean, nn_pixel, nn_encoder, oracle
+and DIR/ground_truth/, so that `scripts/evaluate.py --pred DIR/<method> --gt DIR/ground_truth` scores one.
+
+Example: python scripts/baselines.py --data-config configs/data/phantom_demo.yaml --out runs/baselines_demo
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from eyeoct.baselines import (METHODS, BaselineError, BaselineSettings, baseline_data, check_methods, load_cf_encoder,
+                              prepare_output_dir, run_baselines)
+from eyeoct.config import ConfigError, load_config
+from eyeoct.data.errors import DataError
+from eyeoct.logging_utils import setup_logging
+
+logger = logging.getLogger("baselines")
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'448x320' -> (448, 320) as (width, height)."""
+    if text is None:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size must be WIDTHxHEIGHT, e.g. 448x320, got {text!r}") from None
+    return width, height
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-config", action="append", required=True, metavar="FILE",
+                        help="data config YAML (several are merged in order)")
+    parser.add_argument("--out", required=True, help="new (or empty) output folder")
+    parser.add_argument("--which", default=",".join(METHODS), help=f"comma list of {','.join(METHODS)}")
+    parser.add_argument("--parts", default="val,test", help="held-out parts of the data config (val,test,predict)")
+    parser.add_argument("--cf-encoder-config", default=None,
+                        help="YAML with a cf_encoder: block (default configs/baselines/cf_encoder_random.yaml), "
+                             "or the stage-2 config when --cf-encoder-ckpt is given")
+    parser.add_argument("--cf-encoder-ckpt", default=None, help="stage-2 ControlLDM checkpoint: use its trained CF encoder")
+    parser.add_argument("--size", type=parse_size, default=None, help="written slice size WIDTHxHEIGHT (default: data size)")
+    parser.add_argument("--format", default="png", choices=["png", "jpg"])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of a randomly initialised CF encoder")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="data config overrides")
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        folders = build(args)
+    except (BaselineError, ConfigError, DataError, FileNotFoundError) as err:
+        raise SystemExit(f"baselines: error: {err}") from err
+    for name, folder in folders.items():
+        print(f"{name}: {folder}")
+
+
+def build(args: argparse.Namespace) -> dict:
+    """Load data and encoder as the arguments say, then write every baseline."""
+    which = check_methods([m.strip() for m in args.which.split(",") if m.strip()])
+    prepare_output_dir(args.out)  # refuse a non-empty folder before any work
+    cfg = load_config(args.data_config, args.overrides)
+    data = baseline_data(cfg, [p.strip() for p in args.parts.split(",") if p.strip()], want_oracle="oracle" in which)
+    if "oracle" in which and data.noise_free is None:
+        which.remove("oracle")
+        logger.info("no noise-free oracle for this data (phantom only): skipping the oracle baseline")
+    encoder = load_cf_encoder(args.cf_encoder_config, args.cf_encoder_ckpt, args.seed) if "nn_encoder" in which else None
+    info = {"data_config": list(args.data_config), "overrides": list(args.overrides), "heldout_parts": data.parts}
+    if "nn_encoder" in which:
+        info["cf_encoder"] = {"config": args.cf_encoder_config or "configs/baselines/cf_encoder_random.yaml",
+                              "checkpoint": args.cf_encoder_ckpt, "seed": args.seed}
+    settings = BaselineSettings(which=which, size=args.size, ext=args.format, batch_size=args.batch_size,
+                                num_workers=args.num_workers, info=info)
+    return run_baselines(data.train, data.heldout, args.out, settings, encoder, data.noise_free)
+
+
+if __name__ == "__main__":
+    main()
