@@ -122,10 +122,9 @@ def write_phantom_dataset(out_dir: str | Path, n: int, layout: str = "aptos", se
             case = render_case(seed, index, config)
             name = case_name(seed, index, case.meta["laterality"])
             split = "train" if index < n_train else "val"
-            slices = case.oct
-            if split == "train" and index in two_panel:
-                slices = two_panel_slices(case, config, seed, index)
-                counts["two_panel"] += 1
+            is_two_panel = split == "train" and index in two_panel
+            slices = two_panel_slices(case, config, seed, index) if is_two_panel else case.oct
+            counts["two_panel"] += int(is_two_panel)
             if layout == "folder":
                 _save(case.cf, out_dir / name.cf_stem / "cf.jpg")
                 for k, bscan in enumerate(slices):
@@ -139,7 +138,7 @@ def write_phantom_dataset(out_dir: str | Path, n: int, layout: str = "aptos", se
                 else:
                     rows["val"].append(f"{name.pid},{name.cf_stem}.jpg")
             counts[split] += 1
-            record = {"name": name.cf_stem, "split": split, "two_panel": slices is not case.oct, "meta": case.meta}
+            record = {"name": name.cf_stem, "split": split, "two_panel": is_two_panel, "meta": case.meta}
             meta_file.write(json.dumps(record) + "\n")
             logger.info("phantom case %d/%d %s (%s, %s)", index + 1, n, name.cf_stem, split, case.meta["pathology"])
     if layout == "aptos":
