@@ -29,7 +29,7 @@ def test_tiny_phantom_batches_follow_the_contract():
 
 
 def test_demo_config_holds_out_disjoint_eyes():
-    dm = _datamodule("phantom_demo.yaml")
+    dm = _datamodule("phantom_demo.yaml", "data.params.dataset_defaults.cache_dir=null")
     ids = {part: {dm.build_dataset(part).case_id(i) for i in range(len(dm.build_dataset(part)))}
            for part in ("train", "val", "test")}
     assert len(ids["train"]) == 256 and len(ids["val"]) == 16 and len(ids["test"]) == 32

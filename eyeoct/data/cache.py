@@ -60,11 +60,6 @@ class ArrayCache:
         self.settings = settings
         self.key = settings_key(settings)
         self.folder = Path(cache_dir) / self.key
-        self.folder.mkdir(parents=True, exist_ok=True)
-        settings_file = self.folder / "settings.json"
-        if not settings_file.exists():
-            text = json.dumps(settings, indent=1, sort_keys=True, default=str).encode()
-            _atomic_write(settings_file, lambda handle: handle.write(text))
 
     def path_for(self, case_id: str) -> Path:
         """File of one case: a filesystem-safe version of the id plus a hash of the exact id."""
@@ -86,6 +81,13 @@ class ArrayCache:
             return None
 
     def store(self, case_id: str, arrays: dict[str, np.ndarray], signature: str) -> None:
-        """Write the arrays of a case (atomically, so concurrent workers never see half a file)."""
+        """Write the arrays of a case (atomically, so concurrent workers never see half a file).
+
+        The first write also creates the folder and its `settings.json` (what the key stands for)."""
+        settings_file = self.folder / "settings.json"
+        if not settings_file.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(self.settings, indent=1, sort_keys=True, default=str).encode()
+            _atomic_write(settings_file, lambda handle: handle.write(text))
         payload = {**arrays, _SIGNATURE: np.array(signature)}
         _atomic_write(self.path_for(case_id), lambda handle: np.savez(handle, **payload))
