@@ -169,3 +169,25 @@ def test_script_on_an_aptos_layout_skips_the_oracle_and_resizes(tmp_path):
         assert (out / method / heldout[0] / f"{heldout[0]}_5.jpg").is_file()
     matches = json.loads((out / "nn_pixel" / "baseline.json").read_text())["matches"]
     assert set(matches) == set(heldout) and not set(matches.values()) & set(heldout)
+
+
+def test_trained_encoder_comes_from_a_controlldm_checkpoint_with_ema_weights(tmp_path):
+    from cldm.cldm import ControlLDM
+    from eyeoct.config import instantiate_from_config
+
+    torch.manual_seed(0)
+    config = REPO / "configs" / "dm" / "tiny_test.yaml"
+    model = instantiate_from_config(load_config([config]).model)
+    with torch.no_grad():
+        for p in model.cf_encoder.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # live weights now differ from the EMA shadows
+    ckpt = tmp_path / "stage2.ckpt"
+    torch.save({"state_dict": model.state_dict()}, ckpt)
+    encoder = load_cf_encoder(config, ckpt)
+    cf = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad(), model.ema_weights():
+        expected = model.cf_encoder(cf)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(cf), expected)
+        assert not torch.allclose(model.cf_encoder(cf), expected)
+    assert isinstance(model, ControlLDM)

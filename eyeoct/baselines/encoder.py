@@ -6,6 +6,7 @@ checkpoint (`--cf-encoder-ckpt`, with the stage-2 config it was trained with).
 """
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def load_cf_encoder(config_path: str | Path | None = None, ckpt_path: str | Path
 
     Without a checkpoint, `config_path` (default `configs/baselines/cf_encoder_random.yaml`) must hold a
     `cf_encoder:` target/params block; its random weights are drawn with `seed`. With a checkpoint,
-    `config_path` is the stage-2 config and the model's `cf_encoder` attribute is used.
+    `config_path` is the stage-2 config and the model's `cf_encoder` is used, with its EMA weights if
+    the model keeps them (as sampling does).
     """
     if ckpt_path is not None:
         return _trained_encoder(config_path, Path(ckpt_path))
@@ -52,5 +54,7 @@ def _trained_encoder(config_path: str | Path | None, ckpt_path: Path) -> nn.Modu
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"stage-2 checkpoint not found: {ckpt_path}")
     model = ControlLDM.load_for_inference(ckpt_path, load_config([config_path]))
-    logger.info("CF encoder for retrieval: trained encoder of %s", ckpt_path)
-    return model.cf_encoder.eval()
+    with model.ema_weights():  # the weights sampling uses: EMA when the model keeps it
+        encoder = copy.deepcopy(model.cf_encoder)
+    logger.info("CF encoder for retrieval: trained encoder of %s (EMA weights: %s)", ckpt_path, model.use_ema)
+    return encoder.eval()
