@@ -31,8 +31,8 @@ def test_cached_items_equal_uncached_and_size_changes_the_key(tmp_path):
             assert torch.equal(sample["cf"], reference["cf"]) and torch.equal(sample["oct"], reference["oct"])
     resized = AptosDataset(csv, cf_size=24, oct_size=(16, 20), cache_dir=cache_dir)
     assert resized.cache.key != cached.cache.key
-    assert sorted(p.name for p in cache_dir.iterdir()) == sorted([cached.cache.key, resized.cache.key])
     assert resized[0]["oct"].shape == (6, 16, 20)
+    assert sorted(p.name for p in cache_dir.iterdir()) == sorted([cached.cache.key, resized.cache.key])
     settings = json.loads((cache_dir / cached.cache.key / "settings.json").read_text())
     assert {k: v for k, v in settings.items() if k != "code"} == {"kind": "image_files", "cf_size": 24, "oct_size": [16, 24]}
     assert len(settings["code"]) == 12
