@@ -16,7 +16,7 @@ Switching phantom -> APTOS -> folder means swapping this `data:` block (one file
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Mapping
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
