@@ -191,3 +191,11 @@ def test_trained_encoder_comes_from_a_controlldm_checkpoint_with_ema_weights(tmp
         torch.testing.assert_close(encoder(cf), expected)
         assert not torch.allclose(model.cf_encoder(cf), expected)
     assert isinstance(model, ControlLDM)
+
+
+def test_heldout_ids_repeated_across_sets_are_refused(tmp_path):
+    train = PhantomDataset(seed=0, start=0, num_cases=2, phantom=TINY_PHANTOM)
+    val = PhantomDataset(seed=0, start=1000, num_cases=2, phantom=TINY_PHANTOM)
+    test = PhantomDataset(seed=0, start=1001, num_cases=2, phantom=TINY_PHANTOM)
+    with pytest.raises(BaselineError, match="phantom-0-001001"):
+        run_baselines(train, [val, test], tmp_path / "out", BaselineSettings(which=("mean",), batch_size=2))

@@ -132,35 +132,14 @@ def run_baselines(train_set: Dataset, heldout_sets: Sequence[Dataset], out_dir: 
                                  want_pixel="nn_pixel" in which)
 
     write = _writer(settings)
-    ids, queries_pixel, queries_encoder, with_truth = [], [], [], 0
-    for index, dataset in enumerate(heldout_sets):
-        twin = iter(_loader(oracle_sets[index], settings)) if "oracle" in which else None
-        for batch in _loader(dataset, settings):
-            ids.extend(batch["id"])
-            if "oct" in batch:
-                with_truth += _write_batch(write, folders[GROUND_TRUTH], batch["id"], to_uint8(batch["oct"]))
-            if "mean" in which:
-                _write_batch(write, folders["mean"], batch["id"], [summary.mean] * len(batch["id"]))
-            if twin is not None:
-                clean = next(twin)
-                if list(clean["id"]) != list(batch["id"]):
-                    raise BaselineError(f"noise-free twin out of step: {list(clean['id'])} vs {list(batch['id'])}")
-                _write_batch(write, folders["oracle"], batch["id"], to_uint8(clean["oct"]))
-            if summary.pixel_keys is not None:
-                queries_pixel.append(pixel_keys(batch["cf"]))
-            if summary.encoder_keys is not None:
-                queries_encoder.append(encoder_keys(encoder, batch["cf"]))
-    if not ids:
-        raise BaselineError("no held-out cases: nothing to predict")
-    if len(set(ids)) != len(ids):
-        raise BaselineError("held-out case ids repeat across the val/test sets; outputs would collide")
+    ids, queries, with_truth = _heldout_pass(heldout_sets, oracle_sets, folders, summary, settings, encoder, write)
     logger.info("held-out: %d cases (%d with ground truth)", len(ids), with_truth)
 
     matches = {}
     if "nn_pixel" in which:
-        matches["nn_pixel"] = nearest_by_l2(torch.cat(queries_pixel), summary.pixel_keys).tolist()
+        matches["nn_pixel"] = nearest_by_l2(torch.cat(queries["nn_pixel"]), summary.pixel_keys).tolist()
     if "nn_encoder" in which:
-        matches["nn_encoder"] = nearest_by_cosine(torch.cat(queries_encoder), summary.encoder_keys).tolist()
+        matches["nn_encoder"] = nearest_by_cosine(torch.cat(queries["nn_encoder"]), summary.encoder_keys).tolist()
     _write_retrieved(write, folders, ids, matches, train_set)
 
     for method in which:
@@ -174,6 +153,36 @@ def run_baselines(train_set: Dataset, heldout_sets: Sequence[Dataset], out_dir: 
         folders.pop(GROUND_TRUTH)
     logger.info("wrote %s under %s", ", ".join(folders), out_dir)
     return folders
+
+
+def _heldout_pass(heldout_sets: Sequence[Dataset], oracle_sets: Sequence[Dataset] | None, folders: dict[str, Path],
+                  summary: TrainingSummary, settings: BaselineSettings, encoder: nn.Module | None, write):
+    """One pass over the held-out cases: ground truth, mean and oracle written, retrieval queries kept."""
+    ids, queries, with_truth = [], {"nn_pixel": [], "nn_encoder": []}, 0
+    for index, dataset in enumerate(heldout_sets):
+        twin = iter(_loader(oracle_sets[index], settings)) if "oracle" in folders else None
+        for batch in _loader(dataset, settings):
+            repeated = set(ids) & set(batch["id"])
+            if repeated:
+                raise BaselineError(f"held-out case ids {sorted(repeated)} repeat across the held-out sets; "
+                                    f"their outputs would collide")
+            ids.extend(batch["id"])
+            if "oct" in batch:
+                with_truth += _write_batch(write, folders[GROUND_TRUTH], batch["id"], to_uint8(batch["oct"]))
+            if "mean" in folders:
+                _write_batch(write, folders["mean"], batch["id"], [summary.mean] * len(batch["id"]))
+            if twin is not None:
+                clean = next(twin)
+                if list(clean["id"]) != list(batch["id"]):
+                    raise BaselineError(f"noise-free twin out of step: {list(clean['id'])} vs {list(batch['id'])}")
+                _write_batch(write, folders["oracle"], batch["id"], to_uint8(clean["oct"]))
+            if summary.pixel_keys is not None:
+                queries["nn_pixel"].append(pixel_keys(batch["cf"]))
+            if summary.encoder_keys is not None:
+                queries["nn_encoder"].append(encoder_keys(encoder, batch["cf"]))
+    if not ids:
+        raise BaselineError("no held-out cases: nothing to predict")
+    return ids, queries, with_truth
 
 
 def _writer(settings: BaselineSettings):
