@@ -8,7 +8,6 @@ Every 2-D image is scored on its own: a [6,H,W] volume gives six values, never o
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from eyeoct.metrics._tensors import as_float_pair, check_data_range
 
@@ -18,9 +17,19 @@ K2 = 0.03
 
 
 def _box_mean(x: torch.Tensor, win_size: int) -> torch.Tensor:
-    """Separable 'valid' mean over win_size x win_size windows of x [N,C,H,W]."""
-    x = F.avg_pool2d(x, kernel_size=(win_size, 1), stride=1)
-    return F.avg_pool2d(x, kernel_size=(1, win_size), stride=1)
+    """Separable 'valid' mean over win_size x win_size windows of the last two dims.
+
+    Sums of shifted views (no cumulative sums, so float32 keeps its precision); on CPU this is
+    faster than avg_pool2d.
+    """
+    h, w = x.shape[-2:]
+    rows = x[..., 0:h - win_size + 1, :].clone()
+    for k in range(1, win_size):
+        rows += x[..., k:h - win_size + 1 + k, :]
+    out = rows[..., 0:w - win_size + 1].clone()
+    for k in range(1, win_size):
+        out += rows[..., k:w - win_size + 1 + k]
+    return out.div_(win_size * win_size)
 
 
 def ssim_components(x: torch.Tensor, y: torch.Tensor, data_range: float,
@@ -36,17 +45,17 @@ def ssim_components(x: torch.Tensor, y: torch.Tensor, data_range: float,
     # change (co)variances but avoids cancellation in E[x^2]-E[x]^2 on float32.
     shift = 0.5 * (x.mean(dim=(1, 2), keepdim=True) + y.mean(dim=(1, 2), keepdim=True))
     xc, yc = x - shift, y - shift
-    stats = _box_mean(torch.stack([xc, yc, xc * xc, yc * yc, xc * yc], dim=1), win_size)
-    mx, my, mxx, myy, mxy = stats.unbind(dim=1)
+    # vx + vy is all the formula needs, so x^2 + y^2 is filtered as one map (4 maps, not 5).
+    stats = _box_mean(torch.stack([xc, yc, xc * xc + yc * yc, xc * yc], dim=1), win_size)
+    mx, my, m_sq, mxy = stats.unbind(dim=1)
     cov_norm = win_size**2 / (win_size**2 - 1)
-    vx = cov_norm * (mxx - mx * mx)
-    vy = cov_norm * (myy - my * my)
+    var_sum = cov_norm * (m_sq - mx * mx - my * my)
     vxy = cov_norm * (mxy - mx * my)
     ux, uy = mx + shift, my + shift
     c1 = (K1 * data_range) ** 2
     c2 = (K2 * data_range) ** 2
     luminance = (2 * ux * uy + c1) / (ux * ux + uy * uy + c1)
-    cs = (2 * vxy + c2) / (vx + vy + c2)
+    cs = (2 * vxy + c2) / (var_sum + c2)
     return luminance, cs
 
 
