@@ -10,8 +10,11 @@ on CUDA. A stage-1 export named by a config but absent here is replaced by a ran
 architecture in the given AE config; missing pretrained CF-encoder/UNet files are dropped.
 
     python benchmarks/bench_infer.py \
-        [--model demo=configs/dm/phantom_demo.yaml,configs/ae/phantom_demo.yaml] [--model mid=DM.yaml,AE.yaml] \
+        [--model NAME=DM.yaml[,AE.yaml] ...] [--set NAME:KEY=VALUE ...] \
         [--steps 10 50] [--batch-sizes 1 8] [--guidance 3.0] [--device cpu] [--threads N]
+
+Default models: `demo` (configs/dm/phantom_demo.yaml with configs/ae/phantom_demo.yaml's architecture)
+and `mid` (the same with MID_OVERRIDES below).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,19 +34,29 @@ sys.path.insert(0, str(REPO))
 
 from eyeoct.config import instantiate_from_config, load_config  # noqa: E402
 
-DEFAULT_MODELS = ["demo=configs/dm/phantom_demo.yaml,configs/ae/phantom_demo.yaml",
-                  "mid=configs/dm/aptos_mid.yaml,configs/ae/aptos_mid.yaml"]
-logger = logging.getLogger("bench_infer")
+DEMO = ("configs/dm/phantom_demo.yaml", "configs/ae/phantom_demo.yaml")
+# mid-size: the demo architecture at twice the resolution and width (OCT 128x192, latent 4x32x48, CF 256,
+# a ViT-S-like CF tower with 196 tokens), between the CPU demo and a full APTOS model
+MID_OVERRIDES = [
+    "params.image_size=[128, 192]", "params.cf_size=256",
+    "params.first_stage_config.params.ddconfig.ch=64",
+    "params.unet_config.model_channels=128", "params.unet_config.channel_mult=[1, 2, 4]",
+    "params.unet_config.num_head_channels=64", "params.unet_config.context_dim=256",
+    "params.unet_config.num_groups=32",
+    "params.cf_encoder_config.vision_cfg={image_size: 224, patch_size: 16, width: 384, layers: 6, head_width: 64}",
+    "params.controlnet.hint_hidden_channels=[16, 32, 96, 256]",
+]
+DEFAULT_MODELS = {"demo": (*DEMO, []), "mid": (*DEMO, MID_OVERRIDES)}
 
 
-def random_init_model_config(dm_yaml: Path, ae_yaml: Path | None) -> DictConfig:
-    """The `model` block of `dm_yaml`, made buildable without trained files (see the module docstring)."""
+def random_init_model_config(dm_yaml: Path, ae_yaml: Path | None, overrides: list[str]) -> DictConfig:
+    """The `model` block of `dm_yaml`, buildable without trained files, with `key=value` overrides applied."""
     model = load_config([dm_yaml]).model
     params = model.params
-    export = OmegaConf.select(params, "first_stage")
-    if export is not None and not Path(export).is_dir():
+    missing = OmegaConf.is_missing(params, "first_stage")
+    if missing or (params.get("first_stage") is not None and not Path(params.first_stage).is_dir()):
         if ae_yaml is None:
-            raise FileNotFoundError(f"{dm_yaml}: stage-1 export {export} not found and no AE config given")
+            raise FileNotFoundError(f"{dm_yaml}: no stage-1 export at first_stage and no AE config given")
         ae_model = load_config([ae_yaml]).model
         params.first_stage = None
         params.first_stage_config = {"target": ae_model.target, "params": {"ddconfig": ae_model.params.ddconfig}}
@@ -51,6 +65,9 @@ def random_init_model_config(dm_yaml: Path, ae_yaml: Path | None) -> DictConfig:
         path = OmegaConf.select(params, key)
         if path is not None and not Path(path).is_file():
             OmegaConf.update(params, key, None)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        OmegaConf.update(model, key, yaml.safe_load(value), merge=False)
     return model
 
 
@@ -84,9 +101,10 @@ def timed_sample(model, cf: torch.Tensor, steps: int, guidance: float) -> tuple[
     return time.perf_counter() - start, peak / 2**20, (peak - base) / 2**20
 
 
-def bench_model(name: str, dm_yaml: Path, ae_yaml: Path | None, args: argparse.Namespace) -> None:
+def bench_model(name: str, dm_yaml: Path, ae_yaml: Path | None, overrides: list[str],
+                args: argparse.Namespace) -> None:
     torch.manual_seed(0)
-    cfg = random_init_model_config(dm_yaml, ae_yaml)
+    cfg = random_init_model_config(dm_yaml, ae_yaml, overrides)
     model = instantiate_from_config(cfg).eval().to(args.device)
     cf_size = int(cfg.params.cf_size)
     n_params = sum(p.numel() for p in model.parameters()) / 1e6
@@ -106,17 +124,24 @@ def bench_model(name: str, dm_yaml: Path, ae_yaml: Path | None, args: argparse.N
                       f"{peak:>9.0f} {growth:>10.0f}", flush=True)
 
 
-def parse_model(spec: str) -> tuple[str, Path, Path | None]:
+def resolve(path: str) -> Path:
+    return Path(path) if Path(path).is_absolute() else REPO / path
+
+
+def parse_model(spec: str) -> tuple[str, tuple[str, str | None, list[str]]]:
     name, _, paths = spec.partition("=")
-    files = [REPO / p if not Path(p).is_absolute() else Path(p) for p in paths.split(",") if p]
+    files = [p for p in paths.split(",") if p]
     if not name or not 1 <= len(files) <= 2:
         raise SystemExit(f"--model expects NAME=DM_YAML[,AE_YAML], got {spec!r}")
-    return name, files[0], files[1] if len(files) == 2 else None
+    return name, (files[0], files[1] if len(files) == 2 else None, [])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", default=None, metavar="NAME=DM_YAML[,AE_YAML]")
+    parser.add_argument("--model", action="append", default=None, metavar="NAME=DM_YAML[,AE_YAML]",
+                        help="model configs to time (default: demo and mid, see MID_OVERRIDES)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME:KEY=VALUE",
+                        help="override a key of model NAME's `model` block, e.g. mid:params.cf_size=224")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--guidance", type=float, default=3.0)
@@ -129,13 +154,14 @@ def main() -> None:
     args.device = torch.device(args.device)
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    for spec in args.model or DEFAULT_MODELS:
-        name, dm_yaml, ae_yaml = parse_model(spec)
-        if not dm_yaml.is_file():
+    models = dict(parse_model(spec) for spec in args.model) if args.model else DEFAULT_MODELS
+    for name, (dm_yaml, ae_yaml, overrides) in models.items():
+        extra = [item.split(":", 1)[1] for item in args.set if item.split(":", 1)[0] == name]
+        if not resolve(dm_yaml).is_file():
             print(f"\n[{name}] skipped: {dm_yaml} not found")
             continue
         with torch.inference_mode():
-            bench_model(name, dm_yaml, ae_yaml, args)
+            bench_model(name, resolve(dm_yaml), ae_yaml and resolve(ae_yaml), [*overrides, *extra], args)
 
 
 if __name__ == "__main__":
