@@ -32,7 +32,8 @@ def main(argv=None) -> None:
         inception_weights=args.inception_weights, lpips_backbone=args.lpips_backbone,
         lpips_linear=args.lpips_linear, lpips_net=args.lpips_net, device=args.device, gt_data_root=args.gt_data_root)
     _, summary, out_dir = evaluate_folder(args.pred, args.gt, args.out, settings)
-    headline = {k: summary[k]["mean"] for k in ("ssim", "psnr", "msssim", "lpips") if k in summary}
+    headline = {k: summary[k]["mean"] for k in ("ssim", "psnr", "msssim", "lpips", "radial_pred", "radial_gt")
+                if k in summary}
     for key, field in (("fvd", "fvd"), ("fid_kid", "fid"), ("fid_kid", "kid")):
         if key in summary:
             headline[field] = summary[key][field]

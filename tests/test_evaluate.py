@@ -56,6 +56,27 @@ def test_identical_and_offset_cases_give_known_table(tmp_path, repo_root):
         evaluate_folder(pred_dir, gt_dir, out_dir, EvaluationSettings(metrics=("psnr",)))
 
 
+def test_aptos_csv_ground_truth_matches_folder_ground_truth(tmp_path):
+    from PIL import Image
+
+    gt = _volumes(5, 2, (6, 40, 56))
+    rows = ["PID,CF_path,OCT_path"]
+    for index, (stem, vol) in enumerate(gt.items()):
+        cf_stem = f"0000{index}-1{'LR'[index]}"
+        (tmp_path / "aptos" / "CF").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "aptos" / "CF" / f"{cf_stem}.png")
+        write_volume(tmp_path / "aptos" / "OCT", stem, vol)  # OCT folder named differently from the CF stem
+        write_volume(tmp_path / "by_cf_stem", cf_stem, vol)
+        rows.append(f"P{index},{cf_stem}.png,{stem}")
+    (tmp_path / "aptos" / "train.csv").write_text("\n".join(rows) + "\n")
+    pred_dir = tmp_path / "by_cf_stem"
+    settings = EvaluationSettings(metrics=("ssim", "psnr"))
+    from_csv, _, _ = evaluate_folder(pred_dir, tmp_path / "aptos" / "train.csv", tmp_path / "o1", settings)
+    from_dir, _, _ = evaluate_folder(pred_dir, pred_dir, tmp_path / "o2", settings)
+    pd.testing.assert_frame_equal(from_csv, from_dir)
+    assert from_csv["case"].tolist() == ["00000-1L", "00001-1R"] and (from_csv["ssim"] == 1.0).all()
+
+
 def test_case_mismatch_lists_missing_and_extra(tmp_path):
     gt_dir = _write_all(tmp_path / "gt", _volumes(0, 3))
     pred = _volumes(0, 2)
