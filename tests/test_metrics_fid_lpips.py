@@ -93,3 +93,25 @@ def test_lpips_bad_or_missing_weights(tmp_path, monkeypatch):
     monkeypatch.delenv("EYEOCT_LPIPS_LINEAR", raising=False)
     with pytest.raises(FileNotFoundError, match="alex.pth.*PerceptualSimilarity"):
         LPIPS(backbone, None)
+
+
+def _released_lpips_linear():
+    """The LPIPS release's alex.pth as shipped inside torchmetrics, if that package is installed."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("torchmetrics")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "functional" / "image" / "lpips_models" / "alex.pth"
+    return path if path.is_file() else None
+
+
+@pytest.mark.skipif(_released_lpips_linear() is None, reason="no released LPIPS alex.pth available locally")
+def test_lpips_loads_released_linear_weights(tmp_path):
+    _, backbone, _ = _lpips_files(tmp_path)
+    lpips = LPIPS(backbone, _released_lpips_linear(), net="alex")
+    assert all((lin.weight >= 0).all() for lin in lpips.lins)  # the release's weights are non-negative
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.rand(1, 3, 64, 64, generator=g) * 2 - 1, torch.rand(1, 3, 64, 64, generator=g) * 2 - 1
+    assert lpips(x, y).item() > 0 and lpips(x, x).item() == pytest.approx(0.0, abs=1e-6)
