@@ -139,6 +139,24 @@ def _build_extractors(settings: EvaluationSettings):
     return i3d, inception, lpips
 
 
+def _summarize(table: pd.DataFrame, settings: EvaluationSettings, pred_source: str, gt_source: str) -> dict:
+    """Protocol description and statistics of every per-case column."""
+    summary = {"n_cases": len(table), "pred": pred_source, "gt": gt_source, "data_range": DATA_RANGE,
+               "resize_rule": RESIZE_RULE, "metrics": list(settings.metrics),
+               "protocol": {"ssim": "skimage defaults (7x7 uniform, sample covariance, K1 0.01, K2 0.03, "
+                                    "border 3 cropped) per B-scan, mean over the six slices per case",
+                            "psnr": "10*log10(255^2/MSE), MSE over the whole volume (6,H,W) per case; inf if identical",
+                            "msssim": "5 scales, Wang 2003 weights, 7x7 uniform window, mean over slices",
+                            "radial": f"mean |central {settings.radial_band}-column profile - mean over slices|, "
+                                      "[0,1] units; radial_gt is the level of real volumes",
+                            "fvd": "I3D Kinetics-400 logits of 16-frame clips (slice floor(i*6/16)), 224x224, [-1,1]",
+                            "fid_kid": "Inception-v3 pool features of every B-scan (N counts B-scans)"}}
+    for column in table.columns:
+        if column not in ("case", "pred_size", "gt_size"):
+            summary[column] = _describe(table[column].astype(float))
+    return summary
+
+
 def evaluate_folder(pred_dir: str | Path, gt: str | Path, out_dir: str | Path | None = None,
                     settings: EvaluationSettings | None = None) -> tuple[pd.DataFrame, dict, Path]:
     """Evaluate `pred_dir` (submission layout) against `gt` (same layout or an APTOS CSV).
@@ -153,6 +171,10 @@ def evaluate_folder(pred_dir: str | Path, gt: str | Path, out_dir: str | Path | 
         raise FileExistsError(f"output folder exists already, refusing to overwrite: {out_dir}")
     truth = GroundTruth.from_path(gt, settings.gt_data_root)
     case_ids = match_cases(list_volume_cases(pred_dir), truth.case_ids, str(pred_dir), truth.source)
+    set_metrics = [m for m in ("fvd", "fid", "kid") if m in settings.metrics]
+    if set_metrics and len(case_ids) < 2:
+        raise ValueError(f"{', '.join(set_metrics)} compare feature distributions and need at least 2 cases, "
+                         f"got {len(case_ids)}")
     i3d, inception, lpips = _build_extractors(settings)
     fvd_pred, fvd_gt = (_BatchedFeatures(i3d, settings.batch_size) for _ in range(2)) if i3d else (None, None)
     inc_pred, inc_gt = (_BatchedFeatures(inception, settings.batch_size) for _ in range(2)) if inception else (None, None)
@@ -171,18 +193,7 @@ def evaluate_folder(pred_dir: str | Path, gt: str | Path, out_dir: str | Path | 
         if (index + 1) % 50 == 0:
             logger.info("evaluated %d / %d cases", index + 1, len(case_ids))
     table = pd.DataFrame(rows)
-
-    summary = {"n_cases": len(case_ids), "pred": str(pred_dir), "gt": truth.source, "data_range": DATA_RANGE,
-               "resize_rule": RESIZE_RULE, "metrics": list(settings.metrics),
-               "protocol": {"ssim": "skimage defaults (7x7 uniform, sample covariance, K1 0.01, K2 0.03, "
-                                    "border 3 cropped) per B-scan, mean over the six slices per case",
-                            "psnr": "10*log10(255^2/MSE), MSE over the whole volume (6,H,W) per case; inf if identical",
-                            "msssim": "5 scales, Wang 2003 weights, 7x7 uniform window, mean over slices",
-                            "radial": f"mean |central {settings.radial_band}-column profile - mean over slices|, "
-                                      "[0,1] units; radial_gt is the level of real volumes"}}
-    for column in table.columns:
-        if column not in ("case", "pred_size", "gt_size"):
-            summary[column] = _describe(table[column].astype(float))
+    summary = _summarize(table, settings, str(pred_dir), truth.source)
     if i3d is not None:
         from eyeoct.metrics.fvd import fvd_from_features
         summary["fvd"] = {**fvd_from_features(fvd_gt.result(), fvd_pred.result(), i3d.sha256), "weights": str(i3d.path)}

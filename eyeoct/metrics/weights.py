@@ -6,15 +6,12 @@ environment variable that can point to it and where such files are published.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
