@@ -1,0 +1,1 @@
+"""Generic latent-diffusion parts: autoencoder, UNet, attention, noise schedule, DDIM sampler, EMA."""

@@ -1,0 +1,266 @@
+"""KL autoencoder (stage 1) as a LightningModule, plus latent-scale measurement and export/load.
+
+Training uses manual optimisation with two optimisers (autoencoder, discriminator). Generator and
+discriminator losses are summed into one backward: the generator term sees the discriminator's
+parameters detached and the discriminator term sees the reconstruction detached, so each parameter
+gets exactly its own gradient and DDP reduces every parameter once per step. Only the autoencoder
+optimiser steps through Lightning's optimiser wrapper, so ``global_step`` counts generator updates
+(one per ``accumulate_grad_batches`` batches) whether or not the discriminator trains.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pytorch_lightning as pl
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from eyeoct.config import instantiate_from_config
+from eyeoct.metrics import psnr_per_volume, ssim_per_image
+from ldm.modules.autoencoder_blocks import Decoder, Encoder, conv2d
+from ldm.modules.distributions import DiagonalGaussianDistribution
+
+logger = logging.getLogger(__name__)
+
+TARGET = "ldm.models.autoencoder.AutoencoderKL"
+EXPORT_WEIGHTS = "autoencoder.safetensors"
+EXPORT_CONFIG = "autoencoder.yaml"
+DATA_RANGE = 2.0  # images live in [-1, 1]
+ARCHITECTURE_KEYS = ("ch", "ch_mult", "num_res_blocks", "in_channels", "out_ch", "z_channels", "dropout",
+                     "norm_groups")
+
+
+def _warmup_decay(warmup_steps: int, total_steps: int, decay: str, min_ratio: float):
+    """LR multiplier: linear warm-up over ``warmup_steps``, then constant or cosine down to ``min_ratio``."""
+    if decay not in ("constant", "cosine"):
+        raise ValueError(f"lr_decay must be 'constant' or 'cosine', got {decay!r}")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if decay == "constant" or total_steps <= warmup_steps:
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class AutoencoderKL(pl.LightningModule):
+    """Encoder -> diagonal Gaussian posterior over z [B, z_channels, H/f, W/f] -> decoder.
+
+    Args:
+        ddconfig: architecture (``ch``, ``ch_mult``, ``num_res_blocks``, ``in_channels``, ``out_ch``,
+            ``z_channels``, optional ``dropout``, ``norm_groups``); f = 2**(len(ch_mult)-1).
+        lossconfig: target/params block of the training loss (None for inference-only models).
+        input_key: key of the image tensor [B, C, H, W] in [-1, 1] in a batch dict.
+        learning_rate, disc_learning_rate, betas, weight_decay: AdamW settings (the discriminator's
+            learning rate defaults to the autoencoder's).
+        warmup_steps, lr_decay ("constant" | "cosine"), min_lr_ratio: schedule over generator steps.
+        gradient_clip_val: clip each optimiser's gradient norm (0 = off); Lightning's automatic
+            clipping does not apply to manual optimisation, so it is configured here.
+        accumulate_grad_batches: batches per optimiser step (likewise configured here).
+    """
+
+    def __init__(self, *, ddconfig: Mapping[str, Any], lossconfig: Mapping[str, Any] | None = None,
+                 input_key: str = "oct", learning_rate: float = 1e-4, disc_learning_rate: float | None = None,
+                 betas: tuple[float, float] = (0.5, 0.9), weight_decay: float = 0.0, warmup_steps: int = 0,
+                 lr_decay: str = "constant", min_lr_ratio: float = 0.0, gradient_clip_val: float = 0.0,
+                 accumulate_grad_batches: int = 1):
+        super().__init__()
+        unknown = set(ddconfig) - set(ARCHITECTURE_KEYS)
+        if unknown:
+            raise ValueError(f"ddconfig has unknown keys {sorted(unknown)}; allowed: {list(ARCHITECTURE_KEYS)}")
+        if accumulate_grad_batches < 1:
+            raise ValueError(f"accumulate_grad_batches must be >= 1, got {accumulate_grad_batches}")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.ddconfig = dict(ddconfig)
+        shared = {k: v for k, v in self.ddconfig.items() if k not in ("in_channels", "out_ch")}
+        self.encoder = Encoder(in_channels=self.ddconfig.get("in_channels", 6), **shared)
+        self.decoder = Decoder(out_ch=self.ddconfig.get("out_ch", 6), **shared)
+        z_channels = self.ddconfig.get("z_channels", 4)
+        self.quant_conv = conv2d(2 * z_channels, 2 * z_channels, 1)
+        self.post_quant_conv = conv2d(z_channels, z_channels, 1)
+        self.loss = None
+        if lossconfig is not None:
+            self.loss = instantiate_from_config(lossconfig, image_channels=self.ddconfig.get("out_ch", 6))
+        self.input_key = input_key
+        self._micro_batches = 0
+
+    @property
+    def downsampling_factor(self) -> int:
+        """Spatial factor f between image and latent."""
+        return 2 ** (len(self.ddconfig.get("ch_mult", (1, 2, 4, 4))) - 1)
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussianDistribution:
+        """Posterior q(z | x) for images x [B, in_channels, H, W]."""
+        return DiagonalGaussianDistribution(self.quant_conv(self.encoder(x)))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images [B, out_ch, H, W] from latents z [B, z_channels, H/f, W/f] (unscaled)."""
+        return self.decoder(self.post_quant_conv(z))
+
+    def forward(self, x: torch.Tensor, sample_posterior: bool = True,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, DiagonalGaussianDistribution]:
+        posterior = self.encode(x)
+        z = posterior.sample(generator) if sample_posterior else posterior.mode()
+        return self.decode(z), posterior
+
+    def get_input(self, batch: Any) -> torch.Tensor:
+        """The image tensor of a batch (a dict holding ``input_key`` or a bare tensor), checked."""
+        x = batch[self.input_key] if isinstance(batch, Mapping) and self.input_key in batch else batch
+        if not isinstance(x, torch.Tensor):
+            keys = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
+            raise KeyError(f"batch has no tensor under '{self.input_key}' (got {keys}); set model.params.input_key")
+        expected = self.ddconfig.get("in_channels", 6)
+        if x.dim() != 4 or x.shape[1] != expected:
+            raise ValueError(f"'{self.input_key}' must be [B, {expected}, H, W], got {tuple(x.shape)}")
+        return x
+
+    # ----------------------------------------------------------------------------------- training
+    def _require_loss(self):
+        if self.loss is None:
+            raise RuntimeError("this AutoencoderKL was built without a lossconfig and cannot be trained")
+        return self.loss
+
+    def on_fit_start(self) -> None:
+        self._require_loss()
+        if self.loss.discriminator is not None and getattr(self.trainer.precision_plugin, "scaler", None):
+            raise ValueError("precision 16-mixed (GradScaler) is not supported with the discriminator, whose "
+                             "optimiser steps from the same backward; use bf16-mixed or 32")
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss_fn = self._require_loss()
+        optimizers = self.optimizers()
+        opt_ae, opt_disc = optimizers if isinstance(optimizers, list) else (optimizers, None)
+        x = self.get_input(batch)
+        step = self.global_step
+        recon, posterior = self(x)
+        loss, logs = loss_fn.generator_loss(x, recon, posterior, step, self.decoder.last_layer)
+        if loss_fn.discriminator is not None:
+            disc_loss, disc_logs = loss_fn.discriminator_loss(x, recon, step)
+            loss, logs = loss + disc_loss, {**logs, **disc_logs}
+        self.manual_backward(loss / self.hparams.accumulate_grad_batches)
+        self._micro_batches += 1
+        if self._micro_batches % self.hparams.accumulate_grad_batches == 0:
+            schedulers = self.lr_schedulers()
+            sched_ae, sched_disc = schedulers if isinstance(schedulers, list) else (schedulers, None)
+            opt_ae.step()
+            opt_ae.zero_grad(set_to_none=True)
+            sched_ae.step()
+            if opt_disc is not None:
+                if loss_fn.gan_active(step):
+                    # Stepped through the strategy (precision plugin, clipping hook) but not through the
+                    # LightningOptimizer, which would count it as a second global step.
+                    self.trainer.strategy.optimizer_step(opt_disc.optimizer, closure=lambda: None, model=self)
+                    sched_disc.step()  # the discriminator's warm-up starts when it does
+                opt_disc.zero_grad(set_to_none=True)
+        self.log_dict({f"train/{name}": value for name, value in logs.items()}, on_step=True, on_epoch=False,
+                      batch_size=x.shape[0])
+        return loss.detach()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.hparams.gradient_clip_val > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val,
+                                gradient_clip_algorithm="norm")
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        loss_fn = self._require_loss()
+        ae_params = [p for name, p in self.named_parameters() if not name.startswith("loss.")]
+        optimizers = [torch.optim.AdamW(ae_params, lr=hp.learning_rate, betas=tuple(hp.betas),
+                                        weight_decay=hp.weight_decay)]
+        if loss_fn.discriminator is not None:
+            optimizers.append(torch.optim.AdamW(loss_fn.discriminator.parameters(),
+                                                lr=hp.disc_learning_rate or hp.learning_rate,
+                                                betas=tuple(hp.betas), weight_decay=hp.weight_decay))
+        total = self.trainer.max_steps if self.trainer is not None and self.trainer.max_steps > 0 else 0
+        factor = _warmup_decay(hp.warmup_steps, total, hp.lr_decay, hp.min_lr_ratio)
+        names = ["lr/autoencoder", "lr/discriminator"]
+        schedulers = [{"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "step",
+                       "name": name} for opt, name in zip(optimizers, names)]
+        return optimizers, schedulers
+
+    # --------------------------------------------------------------------------------- validation
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x = self.get_input(batch)
+        recon, posterior = self(x, sample_posterior=False)
+        recon = recon.float().clamp(-1.0, 1.0)
+        x = x.float()
+        metrics = {"val/l1": (recon - x).abs().mean(), "val/kl": posterior.kl().float().mean() / x[0].numel(),
+                   "val/psnr": psnr_per_volume(recon, x, data_range=DATA_RANGE).mean()}
+        ssim = ssim_per_image(recon, x, data_range=DATA_RANGE)  # [B, C]: one value per slice
+        metrics["val/ssim"] = ssim.mean()
+        metrics.update({f"val/ssim_slice{k}": ssim[:, k].mean() for k in range(ssim.shape[1])})
+        self.log_dict({k: v.float() for k, v in metrics.items()}, on_step=False, on_epoch=True, sync_dist=True,
+                      batch_size=x.shape[0])
+
+
+# ---------------------------------------------------------------------------------- scale & export
+@torch.no_grad()
+def measure_scale_factor(model: AutoencoderKL, batches: Iterable[Any], n_batches: int,
+                         generator: torch.Generator | None = None) -> tuple[float, int]:
+    """``1 / std`` of posterior samples z over the first ``n_batches`` batches; returns (factor, batches used).
+
+    The std is over every latent element (all samples, channels and positions), accumulated in float64.
+    """
+    if n_batches < 1:
+        raise ValueError(f"n_batches must be >= 1, got {n_batches}")
+    was_training = model.training
+    model.eval()
+    total = total_sq = count = 0.0
+    used = 0
+    for batch in batches:
+        if used == n_batches:
+            break
+        x = model.get_input(batch).to(model.device)
+        z = model.encode(x).sample(generator).double()
+        total, total_sq, count = total + z.sum().item(), total_sq + z.square().sum().item(), count + z.numel()
+        used += 1
+    model.train(was_training)
+    if used == 0:
+        raise ValueError("measure_scale_factor: no batches to measure the latent std on")
+    variance = (total_sq - total * total / count) / (count - 1)
+    return 1.0 / math.sqrt(variance), used
+
+
+def export_autoencoder(model: AutoencoderKL, out_dir: str | Path, scale_factor: float,
+                       n_batches_measured: int) -> Path:
+    """Write ``autoencoder.safetensors`` (encoder/decoder weights) and ``autoencoder.yaml`` to ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()
+               if not name.startswith("loss.")}
+    save_file(weights, str(out_dir / EXPORT_WEIGHTS))
+    spec = {"target": TARGET, "params": {"ddconfig": dict(model.ddconfig), "input_key": model.input_key},
+            "scale_factor": float(scale_factor), "n_batches_measured": int(n_batches_measured)}
+    (out_dir / EXPORT_CONFIG).write_text(yaml.safe_dump(spec, sort_keys=False))
+    logger.info("exported autoencoder to %s (scale_factor %.6g over %d batches)", out_dir, scale_factor,
+                n_batches_measured)
+    return out_dir
+
+
+def load_exported_autoencoder(path: str | Path) -> tuple[AutoencoderKL, float]:
+    """Rebuild an exported autoencoder (in eval mode) from its folder or yaml; returns (model, scale_factor)."""
+    path = Path(path)
+    config_path = path / EXPORT_CONFIG if path.is_dir() else path
+    if not config_path.is_file():
+        raise FileNotFoundError(f"exported autoencoder config not found: {config_path} (expected {EXPORT_CONFIG} "
+                                "written by scripts/train_ae.py into <run_dir>/export/)")
+    spec = yaml.safe_load(config_path.read_text())
+    for key in ("target", "params", "scale_factor"):
+        if key not in spec:
+            raise ValueError(f"{config_path}: missing key '{key}'")
+    if spec["target"] != TARGET:
+        raise ValueError(f"{config_path}: target {spec['target']!r} is not {TARGET!r}")
+    weights_path = config_path.parent / EXPORT_WEIGHTS
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"exported autoencoder weights not found: {weights_path}")
+    model = AutoencoderKL(**spec["params"])
+    model.load_state_dict(load_file(str(weights_path)), strict=True)
+    return model.eval(), float(spec["scale_factor"])

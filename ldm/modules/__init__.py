@@ -1,0 +1,1 @@
+"""Building blocks (layers, losses, distributions) of the latent-diffusion models."""
