@@ -27,8 +27,8 @@ class WeightsSpec:
 I3D_WEIGHTS = WeightsSpec(
     "FVD", "i3d_torchscript.pt", "EYEOCT_I3D_WEIGHTS",
     "the TorchScript Kinetics-400 I3D released with StyleGAN-V (universome/stylegan-v, "
-    "'i3d_torchscript.pt'), or a state dict of eyeoct.metrics.i3d.InceptionI3D (e.g. the "
-    "Kinetics-400 'rgb_imagenet.pt' of the pytorch-i3d port, whose key names it shares)")
+    "'i3d_torchscript.pt'), or a state dict of eyeoct.metrics.i3d.InceptionI3D (its module names "
+    "follow the pytorch-i3d port, so that port's Kinetics-400 'rgb_imagenet.pt' should load; not verified here)")
 INCEPTION_WEIGHTS = WeightsSpec(
     "FID/KID", "inception_v3_google-0cc3c7bd.pth", "EYEOCT_INCEPTION_WEIGHTS",
     "torchvision's ImageNet Inception-v3 state dict ('inception_v3_google-0cc3c7bd.pth' from the "
