@@ -148,14 +148,21 @@ def test_script_refuses_a_non_empty_output_folder(tmp_path):
         run_baselines([], [], out, BaselineSettings(which=("mean",)))
 
 
-def test_script_on_an_aptos_layout_skips_the_oracle_and_resizes(tmp_path):
+def write_aptos_data_config(tmp_path: Path) -> Path:
+    """Synthetic APTOS layout (4 patients x 2 eyes); val = one patient; predict = those CFs without OCT."""
     csv = write_aptos_layout(tmp_path / "aptos", patients=4, cf_size=40, oct_hw=(32, 48))
     data_config = tmp_path / "aptos.yaml"
     defaults = {"csv_path": str(csv), "cf_size": 32, "oct_size": [32, 48], "val_fraction": 0.25, "split_seed": 0}
     data_config.write_text(yaml.safe_dump({"data": {"target": "eyeoct.data.datamodule.EyeOCTDataModule", "params": {
         "dataset_defaults": defaults,
         "train": {"target": "eyeoct.data.datasets.AptosDataset", "params": {"split": "train"}},
-        "val": {"target": "eyeoct.data.datasets.AptosDataset", "params": {"split": "val"}}}}}))
+        "val": {"target": "eyeoct.data.datasets.AptosDataset", "params": {"split": "val"}},
+        "predict": {"target": "eyeoct.data.datasets.AptosDataset", "params": {"split": "val", "require_oct": False}}}}}))
+    return data_config
+
+
+def test_script_on_an_aptos_layout_skips_the_oracle_and_resizes(tmp_path):
+    data_config = write_aptos_data_config(tmp_path)
     _, encoder_config = tiny_encoder(tmp_path)
     out = tmp_path / "out"
     load_script().main(["--data-config", str(data_config), "--out", str(out), "--cf-encoder-config", str(encoder_config),
@@ -199,3 +206,11 @@ def test_heldout_ids_repeated_across_sets_are_refused(tmp_path):
     test = PhantomDataset(seed=0, start=1001, num_cases=2, phantom=TINY_PHANTOM)
     with pytest.raises(BaselineError, match="phantom-0-001001"):
         run_baselines(train, [val, test], tmp_path / "out", BaselineSettings(which=("mean",), batch_size=2))
+
+
+def test_heldout_cases_without_oct_get_predictions_but_no_ground_truth(tmp_path):
+    out = tmp_path / "out"
+    load_script().main(["--data-config", str(write_aptos_data_config(tmp_path)), "--out", str(out),
+                        "--parts", "predict", "--which", "mean,nn_pixel"])
+    assert sorted(p.name for p in out.iterdir()) == ["mean", "nn_pixel"]
+    assert len(list_volume_cases(out / "mean")) == 2 and list_volume_cases(out / "nn_pixel") == list_volume_cases(out / "mean")
