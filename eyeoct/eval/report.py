@@ -18,11 +18,18 @@ TILE_WIDTH = 192
 def volume_grid_png(pred: np.ndarray, gt: np.ndarray, tile_width: int = TILE_WIDTH) -> bytes:
     """PNG of rows ground truth / prediction / |difference|, one column per slice, tiles downscaled."""
     diff = np.abs(pred.astype(np.int16) - gt.astype(np.int16)).astype(np.uint8)
-    rows = [np.concatenate(list(vol), axis=1) for vol in (gt, pred, diff)]
-    grid = Image.fromarray(np.concatenate(rows, axis=0))
-    slices, (h, w) = gt.shape[0], gt.shape[-2:]
+    h, w = gt.shape[-2:]
     scale = min(1.0, tile_width / w)
-    grid = grid.resize((max(1, round(w * scale)) * slices, max(1, round(h * scale)) * 3), Image.Resampling.BILINEAR)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    tiles = [[np.asarray(Image.fromarray(s).resize(size, Image.Resampling.BILINEAR)) for s in vol]
+             for vol in (gt, pred, diff)]
+    gap = 2  # white lines between tiles
+    canvas = np.full((3 * (size[1] + gap), len(gt) * (size[0] + gap)), 255, np.uint8)
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            y, x = r * (size[1] + gap), c * (size[0] + gap)
+            canvas[y:y + size[1], x:x + size[0]] = tile
+    grid = Image.fromarray(canvas)
     buffer = io.BytesIO()
     grid.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
