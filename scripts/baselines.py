@@ -39,8 +39,9 @@ def main(argv=None) -> None:
     parser.add_argument("--parts", default="val,test", help="held-out parts of the data config (val,test,predict)")
     parser.add_argument("--cf-encoder-config", default=None,
                         help="YAML with a cf_encoder: block (default configs/baselines/cf_encoder_random.yaml), "
-                             "or the stage-2 config when --cf-encoder-ckpt is given")
-    parser.add_argument("--cf-encoder-ckpt", default=None, help="stage-2 ControlLDM checkpoint: use its trained CF encoder")
+                             "or the stage-2 config of --cf-encoder-ckpt (default: the run folder's config.yaml)")
+    parser.add_argument("--cf-encoder-ckpt", default=None,
+                        help="stage-2 run folder or ControlLDM checkpoint: use its trained CF encoder (EMA weights)")
     parser.add_argument("--size", type=parse_size, default=None, help="written slice size WIDTHxHEIGHT (default: data size)")
     parser.add_argument("--format", default="png", choices=["png", "jpg"])
     parser.add_argument("--batch-size", type=int, default=8)

@@ -12,7 +12,7 @@ from data_synthetic import write_aptos_layout
 from eyeoct.baselines import GROUND_TRUTH, BaselineError, BaselineSettings, baseline_data, run_baselines
 from eyeoct.baselines.encoder import load_cf_encoder
 from eyeoct.baselines.retrieval import nearest_by_cosine, nearest_by_l2, pixel_keys
-from eyeoct.config import load_config
+from eyeoct.config import ConfigError, load_config, save_config
 from eyeoct.data.datasets import PhantomDataset
 from eyeoct.data.phantom import PhantomConfig, render_case
 from eyeoct.eval import EvaluationSettings, evaluate_folder
@@ -188,15 +188,19 @@ def test_trained_encoder_comes_from_a_controlldm_checkpoint_with_ema_weights(tmp
     with torch.no_grad():
         for p in model.cf_encoder.parameters():
             p.add_(0.1 * torch.randn_like(p))  # live weights now differ from the EMA shadows
-    ckpt = tmp_path / "stage2.ckpt"
-    torch.save({"state_dict": model.state_dict()}, ckpt)
-    encoder = load_cf_encoder(config, ckpt)
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    torch.save({"state_dict": model.state_dict()}, run_dir / "checkpoints" / "last.ckpt")
+    save_config(load_config([config]), run_dir / "config.yaml")
     cf = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad(), model.ema_weights():
         expected = model.cf_encoder(cf)
     with torch.no_grad():
-        torch.testing.assert_close(encoder(cf), expected)
+        for encoder in (load_cf_encoder(config, run_dir / "checkpoints" / "last.ckpt"), load_cf_encoder(None, run_dir)):
+            torch.testing.assert_close(encoder(cf), expected)
         assert not torch.allclose(model.cf_encoder(cf), expected)
+    with pytest.raises(ConfigError, match="run folder"):
+        load_cf_encoder(None, tmp_path / "missing.ckpt")
     assert isinstance(model, ControlLDM)
 
 

@@ -2,7 +2,8 @@
 
 Either a fresh encoder from a YAML holding a `cf_encoder:` target/params block (random open_clip
 tower, or local tower weights via `pretrained:`), or the trained encoder of a stage-2 ControlLDM
-checkpoint (`--cf-encoder-ckpt`, with the stage-2 config it was trained with).
+checkpoint (`--cf-encoder-ckpt`: a stage-2 run folder or a checkpoint, with the config it was trained with,
+by default the run folder's own `config.yaml`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from eyeoct.config import ConfigError, instantiate_from_config, load_config
+from eyeoct.runs import CONFIG_NAME, RunDirError, resolve_resume
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +29,9 @@ def load_cf_encoder(config_path: str | Path | None = None, ckpt_path: str | Path
 
     Without a checkpoint, `config_path` (default `configs/baselines/cf_encoder_random.yaml`) must hold a
     `cf_encoder:` target/params block; its random weights are drawn with `seed`. With a checkpoint,
-    `config_path` is the stage-2 config and the model's `cf_encoder` is used, with its EMA weights if
-    the model keeps them (as sampling does).
+    `ckpt_path` is a stage-2 run folder (its `checkpoints/last.ckpt`) or checkpoint, `config_path` the
+    stage-2 config (default: the run folder's `config.yaml`), and the model's `cf_encoder` is used with
+    its EMA weights if the model keeps them (as sampling does).
     """
     if ckpt_path is not None:
         return _trained_encoder(config_path, Path(ckpt_path))
@@ -48,9 +51,13 @@ def load_cf_encoder(config_path: str | Path | None = None, ckpt_path: str | Path
 def _trained_encoder(config_path: str | Path | None, ckpt_path: Path) -> nn.Module:
     from cldm.cldm import ControlLDM
 
-    if config_path is None:
-        raise ConfigError(f"--cf-encoder-ckpt {ckpt_path} needs --cf-encoder-config: the stage-2 config "
-                          f"the checkpoint was trained with")
+    if config_path is None:  # a run folder, or a checkpoint inside one: its own config.yaml
+        try:
+            run_dir, ckpt_path = resolve_resume(ckpt_path)
+        except RunDirError as err:
+            raise ConfigError(f"--cf-encoder-ckpt without --cf-encoder-config needs a stage-2 run folder or a "
+                              f"checkpoint inside one: {err}") from err
+        config_path = run_dir / CONFIG_NAME
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"stage-2 checkpoint not found: {ckpt_path}")
     model = ControlLDM.load_for_inference(ckpt_path, load_config([config_path]))
