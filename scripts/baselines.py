@@ -42,7 +42,8 @@ def main(argv=None) -> None:
                              "or the stage-2 config of --cf-encoder-ckpt (default: the run folder's config.yaml)")
     parser.add_argument("--cf-encoder-ckpt", default=None,
                         help="stage-2 run folder or ControlLDM checkpoint: use its trained CF encoder (EMA weights)")
-    parser.add_argument("--size", type=parse_size, default=None, help="written slice size WIDTHxHEIGHT (default: data size)")
+    parser.add_argument("--size", type=parse_size, default=None,
+                        help="written slice size WIDTHxHEIGHT, e.g. 448x320 (default: the data's size)")
     parser.add_argument("--format", default="png", choices=["png", "jpg"])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-workers", type=int, default=0)
@@ -68,7 +69,9 @@ def build(args: argparse.Namespace) -> dict:
     if "oracle" in which and data.noise_free is None:
         which.remove("oracle")
         logger.info("no noise-free oracle for this data (phantom only): skipping the oracle baseline")
-    encoder = load_cf_encoder(args.cf_encoder_config, args.cf_encoder_ckpt, args.seed) if "nn_encoder" in which else None
+    encoder = None
+    if "nn_encoder" in which:
+        encoder = load_cf_encoder(args.cf_encoder_config, args.cf_encoder_ckpt, args.seed)
     info = {"data_config": list(args.data_config), "overrides": list(args.overrides), "heldout_parts": data.parts}
     if "nn_encoder" in which:
         info["cf_encoder"] = {"config": args.cf_encoder_config or "configs/baselines/cf_encoder_random.yaml",

@@ -75,7 +75,8 @@ def test_ground_truth_is_the_rendered_heldout_volume(tiny_run):
     out, _, _ = tiny_run
     config = PhantomConfig(**TINY_PHANTOM)
     for index in (1000, 2003):
-        np.testing.assert_array_equal(read_volume(out / GROUND_TRUTH / case_id(index)), render_case(0, index, config).oct)
+        truth = render_case(0, index, config).oct
+        np.testing.assert_array_equal(read_volume(out / GROUND_TRUTH / case_id(index)), truth)
 
 
 def test_mean_equals_numpy_mean_of_training_volumes(tiny_run):
@@ -157,7 +158,8 @@ def write_aptos_data_config(tmp_path: Path) -> Path:
         "dataset_defaults": defaults,
         "train": {"target": "eyeoct.data.datasets.AptosDataset", "params": {"split": "train"}},
         "val": {"target": "eyeoct.data.datasets.AptosDataset", "params": {"split": "val"}},
-        "predict": {"target": "eyeoct.data.datasets.AptosDataset", "params": {"split": "val", "require_oct": False}}}}}))
+        "predict": {"target": "eyeoct.data.datasets.AptosDataset",
+                    "params": {"split": "val", "require_oct": False}}}}}))
     return data_config
 
 
@@ -165,7 +167,8 @@ def test_script_on_an_aptos_layout_skips_the_oracle_and_resizes(tmp_path):
     data_config = write_aptos_data_config(tmp_path)
     _, encoder_config = tiny_encoder(tmp_path)
     out = tmp_path / "out"
-    load_script().main(["--data-config", str(data_config), "--out", str(out), "--cf-encoder-config", str(encoder_config),
+    load_script().main(["--data-config", str(data_config), "--out", str(out),
+                        "--cf-encoder-config", str(encoder_config),
                         "--size", "40x24", "--format", "jpg"])
     assert sorted(p.name for p in out.iterdir()) == sorted(["mean", "nn_pixel", "nn_encoder", GROUND_TRUTH])
     heldout = list_volume_cases(out / GROUND_TRUTH)
@@ -217,4 +220,5 @@ def test_heldout_cases_without_oct_get_predictions_but_no_ground_truth(tmp_path)
     load_script().main(["--data-config", str(write_aptos_data_config(tmp_path)), "--out", str(out),
                         "--parts", "predict", "--which", "mean,nn_pixel"])
     assert sorted(p.name for p in out.iterdir()) == ["mean", "nn_pixel"]
-    assert len(list_volume_cases(out / "mean")) == 2 and list_volume_cases(out / "nn_pixel") == list_volume_cases(out / "mean")
+    assert len(list_volume_cases(out / "mean")) == 2
+    assert list_volume_cases(out / "nn_pixel") == list_volume_cases(out / "mean")
