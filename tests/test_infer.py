@@ -191,8 +191,7 @@ def test_inputs_single_image_csv_and_errors(cf_folder, tmp_path):
     save_rgb(root / "CF" / "x2L.jpg", 20, 20, 5)
     (root / "val.csv").write_text("PID,CF_path\n1,x2L.jpg\n2,x1R.jpg\n")
     inputs = collect_inputs(root / "val.csv")
-    assert [(i.case_id, i.path, i.index) for i in inputs] == [("x2L", root / "CF" / "x2L.jpg", 0),
-                                                           ("x1R", root / "CF" / "x1R.jpg", 1)]
+    assert [(i.case_id, i.path) for i in inputs] == [("x2L", root / "CF" / "x2L.jpg"), ("x1R", root / "CF" / "x1R.jpg")]
     save_rgb(cf_folder / "d.png", 20, 20, 6)
     with pytest.raises(DataError, match="share the case id 'd'"):
         collect_inputs(cf_folder)

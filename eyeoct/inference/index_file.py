@@ -61,12 +61,10 @@ class IndexWriter:
         self._handle = path.open("w", newline="")
         self._writer = csv.DictWriter(self._handle, fieldnames=INDEX_COLUMNS)
         self._writer.writeheader()
-        self.rows: list[IndexRow] = []
 
     def add(self, rows: list[IndexRow]) -> None:
         self._writer.writerows(asdict(row) for row in rows)
         self._handle.flush()
-        self.rows.extend(rows)
 
     def close(self) -> None:
         self._handle.close()

@@ -1,7 +1,7 @@
 """Which CF photographs to run on: one image, a folder of images, or an APTOS-style CSV.
 
-Each input gets a case id (the CF file stem, as in the APTOS-2024 submission layout) and its position
-in the sorted list. Case ids must be unique, because each names an output folder.
+Each input gets a case id: the CF file stem, as in the APTOS-2024 submission layout. Case ids must be
+unique, because each names an output folder (and seeds its samples).
 """
 from __future__ import annotations
 
@@ -16,11 +16,10 @@ CF_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 @dataclass(frozen=True)
 class InferenceInput:
-    """One CF photograph to translate: `case_id` names its outputs, `index` is its place in the run."""
+    """One CF photograph to translate; `case_id` names its outputs."""
 
     case_id: str
     path: Path
-    index: int
 
 
 def _is_cf_file(path: Path) -> bool:
@@ -44,7 +43,7 @@ def _cf_paths(path: Path) -> list[Path]:
 
 
 def collect_inputs(path: str | Path) -> list[InferenceInput]:
-    """The CF photographs named by `path` (image, folder or CSV) in a fixed order, with unique case ids."""
+    """The CF photographs named by `path` (image, folder sorted by name, or CSV in row order), unique ids."""
     files = _cf_paths(Path(path))
     first_by_id: dict[str, Path] = {}
     for file in files:
@@ -52,4 +51,4 @@ def collect_inputs(path: str | Path) -> list[InferenceInput]:
             raise DataError(f"two inputs share the case id {file.stem!r} (their outputs would collide): "
                             f"{first_by_id[file.stem]} and {file}")
         first_by_id[file.stem] = file
-    return [InferenceInput(case_id=file.stem, path=file, index=i) for i, file in enumerate(files)]
+    return [InferenceInput(case_id=file.stem, path=file) for file in files]

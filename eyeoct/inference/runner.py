@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -76,7 +76,6 @@ class InferenceResult:
     skipped: list[tuple[Path, str]]
     index_path: Path
     zip_path: Path | None
-    rows: list[IndexRow] = field(repr=False, default_factory=list)
 
 
 def model_device(model: object) -> torch.device:
@@ -95,7 +94,8 @@ def _load_cf(item: InferenceInput, prepare_cf: Callable[[np.ndarray], torch.Tens
     return prepare_cf(read_rgb(item.path))
 
 
-def _readable_inputs(inputs: list[InferenceInput], prepare_cf, skip_bad: bool):
+def _readable_inputs(inputs: list[InferenceInput], prepare_cf: Callable[[np.ndarray], torch.Tensor],
+                     skip_bad: bool) -> tuple[list[InferenceInput], list[tuple[Path, str]]]:
     """Read every input once before sampling, so a bad file fails the run before any time is spent."""
     good, skipped = [], []
     for item in inputs:
@@ -130,6 +130,33 @@ def _write_skipped(layout: OutputLayout, skipped: list[tuple[Path, str]], record
             for path, reason in skipped]
 
 
+def _sampled_cases(model: SamplingModel, prepare_cf: Callable[[np.ndarray], torch.Tensor],
+                   items: list[InferenceInput], options: InferenceOptions
+                   ) -> Iterator[tuple[InferenceInput, torch.Tensor, torch.Tensor, list[int]]]:
+    """Yield `(input, cf [3,h,w], samples [K,6,H,W], seeds)` per case in input order, sampling in batches."""
+    k = options.samples_per_input
+    jobs = [(item, j) for item in items for j in range(k)]
+    device = model_device(model)
+    cf_cache: dict[str, torch.Tensor] = {}
+    drawn: dict[str, list[tuple[torch.Tensor, int]]] = {}
+    start = time.perf_counter()
+    for first in range(0, len(jobs), options.batch_size):
+        batch = jobs[first:first + options.batch_size]
+        for item, _ in batch:
+            if item.case_id not in cf_cache:
+                cf_cache[item.case_id] = _load_cf(item, prepare_cf)
+        cf = torch.stack([cf_cache[item.case_id] for item, _ in batch]).to(device)
+        seeds = [sample_seed(options.seed, item.case_id, j) for item, j in batch]
+        volumes = _sample_batch(model, cf, seeds, options, [f"{item.path} (sample {j})" for item, j in batch])
+        done = first + len(batch)
+        logger.info("%d/%d volumes, %.2f s per volume", done, len(jobs), (time.perf_counter() - start) / done)
+        for (item, _), volume, seed in zip(batch, volumes, seeds):
+            drawn.setdefault(item.case_id, []).append((volume, seed))
+            if len(drawn[item.case_id]) == k:
+                samples, case_seeds = zip(*drawn.pop(item.case_id))
+                yield item, cf_cache.pop(item.case_id), torch.stack(samples), list(case_seeds)
+
+
 def run_inference(model: SamplingModel, prepare_cf: Callable[[np.ndarray], torch.Tensor],
                   inputs: list[InferenceInput], out_dir: str | Path, options: InferenceOptions,
                   overwrite: bool = False) -> InferenceResult:
@@ -141,39 +168,16 @@ def run_inference(model: SamplingModel, prepare_cf: Callable[[np.ndarray], torch
     record = RunRecord(seed=options.seed, steps=options.steps, guidance=options.guidance, eta=options.eta,
                        checkpoint=options.checkpoint)
     writer = CaseWriter(layout, options.ext, options.size, options.submit, record)
-    k = options.samples_per_input
-    jobs = [(item, j) for item in good for j in range(k)]
-    device = model_device(model)
-    cf_cache: dict[str, torch.Tensor] = {}
-    drawn: dict[str, list[tuple[torch.Tensor, int]]] = {}
-    start = time.perf_counter()
+    cases = [item.case_id for item in good]
+    zip_path = layout.zip_path if options.make_zip else None
     with IndexWriter(layout.index_path) as index:
-        for first in range(0, len(jobs), options.batch_size):
-            batch = jobs[first:first + options.batch_size]
-            for item, _ in batch:
-                if item.case_id not in cf_cache:
-                    cf_cache[item.case_id] = _load_cf(item, prepare_cf)
-            cf = torch.stack([cf_cache[item.case_id] for item, _ in batch]).to(device)
-            seeds = [sample_seed(options.seed, item.case_id, j) for item, j in batch]
-            volumes = _sample_batch(model, cf, seeds, options, [f"{item.path} (sample {j})" for item, j in batch])
-            for (item, _), volume, seed in zip(batch, volumes, seeds):
-                drawn.setdefault(item.case_id, []).append((volume, seed))
-                if len(drawn[item.case_id]) == k:
-                    samples, case_seeds = zip(*drawn.pop(item.case_id))
-                    index.add(writer.write(item.case_id, item.path, cf_cache.pop(item.case_id),
-                                           torch.stack(samples), list(case_seeds)))
-            done = first + len(batch)
-            elapsed = time.perf_counter() - start
-            logger.info("%d/%d volumes, %.2f s per volume", done, len(jobs), elapsed / done)
-        cases = [item.case_id for item in good]
+        for item, cf, samples, seeds in _sampled_cases(model, prepare_cf, good, options):
+            index.add(writer.write(item.case_id, item.path, cf, samples, seeds))
         if skipped:
             index.add(_write_skipped(layout, skipped, record))
             logger.warning("skipped %d unreadable inputs (listed in %s): %s", len(skipped), layout.skipped_path,
                            ", ".join(str(p) for p, _ in skipped))
-        zip_path = None
-        if options.make_zip:
-            zip_path = layout.zip_path
+        if zip_path is not None:
             write_submission_zip(layout.root, cases, options.ext, zip_path)
             index.add([record.row("zip", zip_path.name)])
-    return InferenceResult(cases=cases, skipped=skipped, index_path=layout.index_path, zip_path=zip_path,
-                           rows=index.rows)
+    return InferenceResult(cases=cases, skipped=skipped, index_path=layout.index_path, zip_path=zip_path)
