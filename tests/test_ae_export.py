@@ -1,0 +1,52 @@
+"""Scale factor measurement and the export/load round trip of the stage-1 autoencoder."""
+import pytest
+import torch
+import yaml
+
+from eyeoct.ae_export import measure_and_export
+from ldm.models.autoencoder import AutoencoderKL, load_exported_autoencoder
+from ae_helpers import single_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def small_model() -> AutoencoderKL:
+    torch.manual_seed(0)
+    ddconfig = dict(ch=8, ch_mult=[1, 2], num_res_blocks=1, in_channels=6, out_ch=6, z_channels=4, norm_groups=4)
+    return AutoencoderKL(ddconfig=ddconfig, input_key="oct")
+
+
+def test_scale_factor_is_one_over_std_of_posterior_samples(tmp_path):
+    model = small_model()
+    gen = torch.Generator().manual_seed(1)
+    batches = [{"oct": torch.rand(3, 6, 16, 16, generator=gen) * 2 - 1} for _ in range(3)]
+    out_dir, scale_factor = measure_and_export(model, batches, tmp_path / "export", n_batches=2, seed=7)
+    sampler = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        z = torch.cat([model.encode(b["oct"]).sample(sampler) for b in batches[:2]])
+    assert scale_factor == pytest.approx(1.0 / z.double().std().item(), rel=1e-9)
+    spec = yaml.safe_load((out_dir / "autoencoder.yaml").read_text())
+    assert spec == {"target": "ldm.models.autoencoder.AutoencoderKL",
+                    "params": {"ddconfig": model.ddconfig, "input_key": "oct"},
+                    "scale_factor": scale_factor, "n_batches_measured": 2}
+
+
+def test_export_load_round_trip_decodes_identically(tmp_path):
+    model = small_model().eval()
+    measure_and_export(model, [{"oct": torch.zeros(1, 6, 16, 16)}], tmp_path, n_batches=1)
+    loaded, scale_factor = load_exported_autoencoder(tmp_path / "autoencoder.yaml")
+    assert not loaded.training and loaded.loss is None and scale_factor > 0
+    z = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(2, 6, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(loaded.decode(z), model.decode(z))
+        assert torch.equal(loaded.encode(x).mean, model.encode(x).mean)
+
+
+def test_loading_a_missing_export_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="autoencoder.yaml"):
+        load_exported_autoencoder(tmp_path)
+    (tmp_path / "autoencoder.yaml").write_text(yaml.safe_dump(
+        {"target": "ldm.models.autoencoder.AutoencoderKL", "params": {"ddconfig": {}}, "scale_factor": 1.0}))
+    with pytest.raises(FileNotFoundError, match="autoencoder.safetensors"):
+        load_exported_autoencoder(tmp_path)
