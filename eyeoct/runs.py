@@ -27,14 +27,17 @@ def process_rank() -> int:
     return 0
 
 
-def _make_subfolders(run_dir: Path) -> Path:
-    for sub in ("checkpoints", "samples"):
+RUN_SUBFOLDERS = ("checkpoints", "samples")
+
+
+def _make_subfolders(run_dir: Path, subfolders: tuple[str, ...] = RUN_SUBFOLDERS) -> Path:
+    for sub in subfolders:
         (run_dir / sub).mkdir(exist_ok=True)
     return run_dir
 
 
-def create_run_dir(root: str | Path, name: str) -> Path:
-    """Create and return a new `root/name/<timestamp>[-k]/` folder; never an existing one."""
+def create_run_dir(root: str | Path, name: str, subfolders: tuple[str, ...] = RUN_SUBFOLDERS) -> Path:
+    """Create and return a new `root/name/<timestamp>[-k]/` folder (with `subfolders`); never an existing one."""
     base = Path(root) / name
     base.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -44,7 +47,7 @@ def create_run_dir(root: str | Path, name: str) -> Path:
             candidate.mkdir()
         except FileExistsError:
             continue
-        return _make_subfolders(candidate)
+        return _make_subfolders(candidate, subfolders)
     raise RunDirError(f"could not find a free run folder under {base} for {stamp}")
 
 
