@@ -125,6 +125,20 @@ def test_export_only_rewrites_export_from_checkpoint(tiny_run, tmp_path):
     assert scale_factor > 0 and not model.training
 
 
+def test_accumulation_counts_one_step_per_window(tmp_path):
+    train_ae_main()(["--config", str(TINY_CONFIG), f"run.root={tmp_path}", "trainer.max_steps=3",
+                     "model.params.accumulate_grad_batches=2", "checkpoint.every_n_train_steps=3", "callbacks=[]"])
+    ckpt = load_checkpoint(only_run_dir(tmp_path) / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 3
+    assert ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 6
+    assert adam_steps(ckpt["optimizer_states"][0]) == {3}
+
+
+def test_trainer_accumulation_is_rejected_naming_the_model_key(tmp_path):
+    with pytest.raises(ValueError, match="model.params.accumulate_grad_batches"):
+        train_ae_main()(["--config", str(TINY_CONFIG), f"run.root={tmp_path}", "trainer.accumulate_grad_batches=2"])
+
+
 def test_cli_resume_in_place_continues_counting(tiny_run):
     """Runs last: it resumes the module's run folder in place (20 more steps, validated and checkpointed)."""
     more = MAX_STEPS + 20

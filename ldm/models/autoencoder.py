@@ -128,6 +128,16 @@ class AutoencoderKL(pl.LightningModule):
             raise RuntimeError("this AutoencoderKL was built without a lossconfig and cannot be trained")
         return self.loss
 
+    def configure_callbacks(self) -> list:
+        # Runs before Lightning's own check, so the error can name the keys that do work here.
+        trainer = self.trainer
+        if trainer.accumulate_grad_batches != 1 or (trainer.gradient_clip_val or 0) > 0:
+            raise ValueError(
+                f"AutoencoderKL trains with manual optimisation: set model.params.accumulate_grad_batches and "
+                f"model.params.gradient_clip_val instead of trainer.accumulate_grad_batches="
+                f"{trainer.accumulate_grad_batches} / trainer.gradient_clip_val={trainer.gradient_clip_val}")
+        return []
+
     def on_fit_start(self) -> None:
         self._require_loss()
         if self.loss.discriminator is not None and getattr(self.trainer.precision_plugin, "scaler", None):
