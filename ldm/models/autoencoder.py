@@ -60,7 +60,8 @@ class AutoencoderKL(pl.LightningModule):
         input_key: key of the image tensor [B, C, H, W] in [-1, 1] in a batch dict.
         learning_rate, disc_learning_rate, betas, weight_decay: AdamW settings (the discriminator's
             learning rate defaults to the autoencoder's).
-        warmup_steps, lr_decay ("constant" | "cosine"), min_lr_ratio: schedule over generator steps.
+        warmup_steps, lr_decay ("constant" | "cosine"), min_lr_ratio: schedule over each optimiser's own
+            steps (the discriminator's begin at the loss's ``start_step``).
         gradient_clip_val: clip each optimiser's gradient norm (0 = off); Lightning's automatic
             clipping does not apply to manual optimisation, so it is configured here.
         accumulate_grad_batches: batches per optimiser step (likewise configured here).
