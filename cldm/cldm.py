@@ -119,9 +119,10 @@ class ControlLDM(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------ conditions
     @torch.no_grad()
-    def encode_oct(self, oct_volume: torch.Tensor) -> torch.Tensor:
-        """Scaled latent of an OCT volume [B, 6, H, W] in [-1, 1]."""
-        return self.first_stage.encode(oct_volume).sample() * self.scale_factor
+    def encode_oct(self, oct_volume: torch.Tensor, sample_posterior: bool = True) -> torch.Tensor:
+        """Scaled latent of an OCT volume [B, 6, H, W] in [-1, 1] (a posterior sample, or its mean)."""
+        posterior = self.first_stage.encode(oct_volume)
+        return (posterior.sample() if sample_posterior else posterior.mode()) * self.scale_factor
 
     @torch.no_grad()
     def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
@@ -153,8 +154,11 @@ class ControlLDM(pl.LightningModule):
     # -------------------------------------------------------------------------------------- training
     def diffusion_loss(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None,
                        p_uncond: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-sample MSE to the target, with the timesteps used and the drop mask."""
-        z0 = self.encode_oct(batch["oct"])
+        """Per-sample MSE to the target, with the timesteps used and the drop mask.
+
+        With a `generator` (seeded evaluation) the latent is the posterior mean, so the loss is reproducible.
+        """
+        z0 = self.encode_oct(batch["oct"], sample_posterior=generator is None)
         cond = self.encode_condition(batch["cf"])
         cond, dropped = drop_conditions(cond, self.null_condition(cond),
                                         self.p_uncond if p_uncond is None else p_uncond, generator)

@@ -2,14 +2,29 @@
 import importlib.util
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cldm.cldm import ControlLDM
 from eyeoct.config import instantiate_from_config, load_config
+from eyeoct.data.datasets import PhantomDataset
+from eyeoct.metrics import ssim_per_image
+from ldm.modules.distributions import DiagonalGaussianDistribution
 
 TINY_CONFIG = "configs/dm/tiny_test.yaml"
+TRAIN_STEPS = 700  # measured: 500 steps own 0.556 vs other 0.499, 800 steps 0.721 vs 0.562 (g=3, 4/4 eyes)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def load_script(repo_root):
@@ -60,5 +75,53 @@ def test_train_dm_runs_logs_grids_and_lowers_the_loss(repo_root, tmp_path):
     before = fixed_loss(untrained, batches)
     with trained.ema_weights():
         after = fixed_loss(trained, batches)
-    assert before > 0.9  # eps regression starts near the noise variance
-    assert after < 0.8 * before, (before, after)
+    assert before > 0.3  # v regression from a zero-initialised output starts near the target variance
+    assert after < 0.8 * before, (before, after)  # measured 0.645 -> 0.408
+
+
+class PooledFirstStage(torch.nn.Module):
+    """Identity-like first stage for the conditioning test only (speed): standardised 2x2 average pooling.
+
+    Decoding upsamples bilinearly, so it blurs every prediction alike and leaves the comparison fair.
+    """
+
+    def __init__(self, shift: float, scale: float):
+        super().__init__()
+        self.shift, self.scale = shift, scale
+
+    def encode(self, x):
+        mean = (F.avg_pool2d(x, 2) - self.shift) * self.scale
+        return DiagonalGaussianDistribution(torch.cat([mean, torch.full_like(mean, -30.0)], dim=1))
+
+    def decode(self, z):
+        return F.interpolate(z / self.scale + self.shift, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def test_the_true_cf_gives_a_closer_volume_than_another_eyes_cf(repo_root):
+    """After a short training on four phantom eyes, sampling from each eye's own CF beats another eye's CF."""
+    torch.manual_seed(0)
+    dataset = PhantomDataset(start=0, num_cases=4, phantom={"cf_size": 32, "oct_height": 32, "oct_width": 32})
+    batch = {k: torch.stack([dataset[i][k] for i in range(4)]) for k in ("cf", "oct")}
+    overrides = ["model.params.first_stage_config.params.ddconfig.z_channels=6",
+                 "model.params.unet_config.in_channels=6", "model.params.unet_config.out_channels=6",
+                 "model.params.controlnet.enabled=false", "model.params.learning_rate=2e-3",
+                 "model.params.ema_decay=0.95", "model.params.p_uncond=0.2"]
+    cfg = load_config([repo_root / TINY_CONFIG], overrides)
+    model = instantiate_from_config(cfg.model)
+    pooled = F.avg_pool2d(batch["oct"], 2)
+    model.first_stage = PooledFirstStage(pooled.mean().item(), 1.0 / pooled.std().item())
+    optimizer = model.configure_optimizers()["optimizer"]
+    for _ in range(TRAIN_STEPS):
+        loss = model.diffusion_loss(batch)[0].mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.ema.update()
+
+    def ssim_to_truth(cf: torch.Tensor) -> torch.Tensor:
+        out = model.sample(cf, steps=20, guidance_scale=3.0, generator=torch.Generator().manual_seed(0))
+        return ssim_per_image((out + 1) / 2, (batch["oct"] + 1) / 2, data_range=1.0).mean(dim=1)
+
+    own, other = ssim_to_truth(batch["cf"]), ssim_to_truth(batch["cf"].roll(1, dims=0))
+    assert own.mean() > other.mean() + 0.05, (own, other)
+    assert (own > other).sum() >= 3, (own, other)
