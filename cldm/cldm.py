@@ -16,6 +16,7 @@ from cldm.cf_encoder import CFEncoder
 from cldm.conditioning import drop_conditions, timestep_bucket_losses
 from cldm.controlnet import ControlNet, num_downsampling_stages
 from eyeoct.config import instantiate_from_config, load_config, require
+from eyeoct.data.cases import NUM_SLICES
 from ldm.models.autoencoder import load_exported_autoencoder
 from ldm.models.diffusion.ddim import DDIMSampler
 from ldm.models.diffusion.schedule import NoiseSchedule, check_parameterization
@@ -27,6 +28,19 @@ logger = logging.getLogger(__name__)
 
 CONTROLNET_DEFAULTS = dict(enabled=False, sd_locked=False, only_mid_control=False, control_scales=1.0,
                            hint_channels=3, hint_hidden_channels=[16, 32, 96, 256], init_from_unet=True)
+
+
+def resolve_controlnet_config(controlnet: Mapping | None) -> dict:
+    """The `controlnet:` block merged over `CONTROLNET_DEFAULTS`, with unknown keys and misuse rejected."""
+    given = dict(controlnet or {})
+    unknown = sorted(set(given) - set(CONTROLNET_DEFAULTS))
+    if unknown:
+        raise ValueError(f"model.params.controlnet has unknown keys {unknown}; allowed: {sorted(CONTROLNET_DEFAULTS)}")
+    cfg = {**CONTROLNET_DEFAULTS, **given}
+    if cfg["sd_locked"] and not cfg["enabled"]:
+        raise ValueError("controlnet.sd_locked=true freezes the UNet encoder for ControlNet training; "
+                         "it needs controlnet.enabled=true")
+    return cfg
 
 
 def build_first_stage(first_stage: str | None, first_stage_config: Mapping | None,
@@ -74,7 +88,7 @@ class ControlLDM(pl.LightningModule):
         self.cf_encoder = CFEncoder(context_dim=int(unet_config["context_dim"]), **cf_encoder_config)
         self.null_context = nn.Parameter(
             torch.randn(self.cf_encoder.num_tokens, self.cf_encoder.context_dim) * self.cf_encoder.context_dim**-0.5)
-        self.controlnet_cfg = {**CONTROLNET_DEFAULTS, **(controlnet or {})}
+        self.controlnet_cfg = resolve_controlnet_config(controlnet)
         self.controlnet = self._build_controlnet(unet_config, cf_size) if self.controlnet_cfg["enabled"] else None
         self.schedule = NoiseSchedule(**(schedule or {}))
         self.parameterization = parameterization
@@ -91,7 +105,7 @@ class ControlLDM(pl.LightningModule):
     # ----------------------------------------------------------------------------------------- build
     def _measure_latent_shape(self) -> tuple[int, int, int]:
         """Latent [C, h, w] of one OCT volume, measured with the first stage (no assumed factor)."""
-        probe = torch.zeros(1, 6, *self.image_size)
+        probe = torch.zeros(1, NUM_SLICES, *self.image_size)
         with torch.no_grad():
             z = self.first_stage.encode(probe).mode()
         return tuple(z.shape[1:])

@@ -142,5 +142,9 @@ def test_bad_settings_are_clear_errors(repo_root):
         build_model(repo_root, "model.params.controlnet.control_scales=[1.0,1.0]")
     with pytest.raises(ValueError, match="exactly one of first_stage"):
         build_model(repo_root, "model.params.first_stage=/nowhere/export")
+    with pytest.raises(ValueError, match="unknown keys \\['scales'\\]"):
+        build_model(repo_root, "model.params.controlnet.scales=2.0")
+    with pytest.raises(ValueError, match="needs controlnet.enabled=true"):
+        build_model(repo_root, "model.params.controlnet.enabled=false", "model.params.controlnet.sd_locked=true")
     with pytest.raises(ValueError, match="parameterization"):
         build_model(repo_root, "model.params.parameterization=x0")
