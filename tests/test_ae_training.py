@@ -15,10 +15,11 @@ from eyeoct.training import build_trainer
 from ldm.models.autoencoder import load_exported_autoencoder
 
 MAX_STEPS, DISC_START = 40, 4  # as in configs/ae/tiny_test.yaml
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, single_thread):
+def tiny_run(tmp_path_factory, single_thread):  # noqa: F811
     root = tmp_path_factory.mktemp("ae_runs")
     train_ae_main()(["--config", str(TINY_CONFIG), f"run.root={root}", f"trainer.max_steps={MAX_STEPS}"])
     return only_run_dir(root)
@@ -80,8 +81,8 @@ class ResumeProbe(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if not hasattr(self, "step"):
             self.step = trainer.global_step
-            self.optimizers = [{k: v for k, v in opt.state_dict()["state"].items()} for opt in trainer.optimizers]
-            self.optimizers = [{k: {n: t.clone() for n, t in s.items()} for k, s in o.items()} for o in self.optimizers]
+            self.optimizers = [{index: {name: t.clone() for name, t in state.items()}
+                                for index, state in opt.state_dict()["state"].items()} for opt in trainer.optimizers]
             self.schedulers = [cfg.scheduler.last_epoch for cfg in trainer.lr_scheduler_configs]
 
 
