@@ -150,3 +150,16 @@ def test_full_size_config_parameter_count(repo_root):
     # PatchGAN 6->64->128->256->512->1 (4x4 convs, bias only on first and last, GroupNorm affine on the rest)
     assert disc == (16 * 6 * 64 + 64) + 16 * 64 * 128 + 256 + 16 * 128 * 256 + 512 + 16 * 256 * 512 + 1024 + (16 * 512 + 1)
     assert model.downsampling_factor == 8
+
+
+def test_fsdp_with_gan_is_refused_clearly(repo_root):
+    # Lightning's FSDP needs GPUs; a stand-in trainer carrying an FSDPStrategy is enough for the check.
+    from types import SimpleNamespace
+
+    from pytorch_lightning.strategies import FSDPStrategy
+
+    model = instantiate_from_config(load_config([repo_root / "configs/ae/tiny_test.yaml"]).model)
+    model._trainer = SimpleNamespace(strategy=FSDPStrategy.__new__(FSDPStrategy),
+                                     precision_plugin=SimpleNamespace(scaler=None))
+    with pytest.raises(ValueError, match="use strategy ddp"):
+        model.on_fit_start()

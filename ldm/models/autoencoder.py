@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 import pytorch_lightning as pl
 import torch
 import yaml
+from pytorch_lightning.strategies import FSDPStrategy
 from safetensors.torch import load_file, save_file
 
 from eyeoct.config import instantiate_from_config
@@ -144,6 +145,11 @@ class AutoencoderKL(pl.LightningModule):
         if self.loss.discriminator is not None and getattr(self.trainer.precision_plugin, "scaler", None):
             raise ValueError("precision 16-mixed (GradScaler) is not supported with the discriminator, whose "
                              "optimiser steps from the same backward; use bf16-mixed or 32")
+        if isinstance(self.trainer.strategy, FSDPStrategy) and (
+                self.loss.discriminator is not None or self.hparams.gradient_clip_val > 0):
+            raise ValueError("strategy fsdp shards parameters, but the adaptive GAN weight and norm clipping need "
+                             "them whole: use strategy ddp (the autoencoder is small) or set "
+                             "lossconfig discriminator: null and gradient_clip_val: 0")
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss_fn = self._require_loss()
