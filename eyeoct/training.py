@@ -15,7 +15,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from eyeoct.config import instantiate_from_config, require, to_container
-from eyeoct.runs import RUN_DIR_ENV
+from eyeoct.runs import LAST_CHECKPOINT, RUN_DIR_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
 
 
+class SaveLastOnTrainEnd(pl.Callback):
+    """Writes `last.ckpt` when training ends, so steps after the last validation are never lost."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.save_checkpoint(self.path)
+
+
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
     """Checkpointing (last + best by `checkpoint.monitor`), learning-rate logging, and config callbacks."""
     ckpt_cfg = OmegaConf.select(cfg, "checkpoint", default=None) or {}
@@ -53,8 +63,10 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
         save_last=True,
         every_n_train_steps=ckpt_cfg.get("every_n_train_steps"),
         auto_insert_metric_name=False,
+        enable_version_counter=False,  # a resumed run keeps writing last.ckpt, never last-v1.ckpt
     )
-    callbacks: list[pl.Callback] = [checkpoint, LearningRateMonitor(logging_interval="step")]
+    callbacks: list[pl.Callback] = [checkpoint, LearningRateMonitor(logging_interval="step"),
+                                    SaveLastOnTrainEnd(run_dir / "checkpoints" / LAST_CHECKPOINT)]
     for node in OmegaConf.select(cfg, "callbacks", default=None) or []:
         callbacks.append(instantiate_from_config(node))
     return callbacks
