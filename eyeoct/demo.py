@@ -18,12 +18,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
 from eyeoct.baselines import BaselineSettings, baseline_data, load_cf_encoder, run_baselines
 from eyeoct.config import load_config, save_config
+from eyeoct.data.transforms import unit_to_uint8
 from eyeoct.eval.run import EvaluationSettings, evaluate_folder
 from eyeoct.inference.inputs import collect_inputs
 from eyeoct.inference.loading import load_inference_model
@@ -71,8 +71,7 @@ def _write_heldout_cfs(dataset, folder: Path) -> list[str]:
     ids = []
     for index in range(len(dataset)):
         item = dataset[index]
-        cf = ((item["cf"].permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
-        Image.fromarray(cf).save(folder / f"{item['id']}.png")
+        Image.fromarray(unit_to_uint8(item["cf"]).transpose(1, 2, 0)).save(folder / f"{item['id']}.png")
         ids.append(item["id"])
     return ids
 

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from eyeoct.baselines.retrieval import (PIXEL_KEY_SIZE, encoder_keys, nearest_by_cosine, nearest_by_l2,
                                         pixel_keys)
-from eyeoct.inference.statistics import to_uint8
+from eyeoct.data.transforms import unit_to_uint8
 from eyeoct.volume_io import write_volume
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def summarise_training(train_set: Dataset, settings: BaselineSettings, encoder: 
     for batch in _loader(train_set, settings):
         if "oct" not in batch:
             raise BaselineError(f"training case {batch['id'][0]!r} has no OCT: baselines need paired training data")
-        batch_sum = torch.from_numpy(to_uint8(batch["oct"])).double().sum(dim=0)
+        batch_sum = torch.from_numpy(unit_to_uint8(batch["oct"])).double().sum(dim=0)
         total = batch_sum if total is None else total + batch_sum
         ids.extend(batch["id"])
         if want_pixel:
@@ -168,14 +168,14 @@ def _heldout_pass(heldout_sets: Sequence[Dataset], oracle_sets: Sequence[Dataset
                                     f"their outputs would collide")
             ids.extend(batch["id"])
             if "oct" in batch:
-                with_truth += _write_batch(write, folders[GROUND_TRUTH], batch["id"], to_uint8(batch["oct"]))
+                with_truth += _write_batch(write, folders[GROUND_TRUTH], batch["id"], unit_to_uint8(batch["oct"]))
             if "mean" in folders:
                 _write_batch(write, folders["mean"], batch["id"], [summary.mean] * len(batch["id"]))
             if twin is not None:
                 clean = next(twin)
                 if list(clean["id"]) != list(batch["id"]):
                     raise BaselineError(f"noise-free twin out of step: {list(clean['id'])} vs {list(batch['id'])}")
-                _write_batch(write, folders["oracle"], batch["id"], to_uint8(clean["oct"]))
+                _write_batch(write, folders["oracle"], batch["id"], unit_to_uint8(clean["oct"]))
             if summary.pixel_keys is not None:
                 queries["nn_pixel"].append(pixel_keys(batch["cf"]))
             if summary.encoder_keys is not None:
@@ -207,6 +207,6 @@ def _write_retrieved(write, folders: dict[str, Path], ids: list[str], matches: d
         for case_id, pick in zip(ids, picks):
             wanted.setdefault(pick, []).append((method, case_id))
     for pick in sorted(wanted):
-        volume = to_uint8(train_set[pick]["oct"])
+        volume = unit_to_uint8(train_set[pick]["oct"])
         for method, case_id in wanted[pick]:
             write(folders[method], case_id, volume)

@@ -1,4 +1,4 @@
-"""Preprocessing of uint8 arrays (square crop, resize) and the uint8 -> [-1, 1] tensor mapping."""
+"""Preprocessing of uint8 arrays (square crop, resize) and the uint8 <-> [-1, 1] tensor mappings."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,6 +40,11 @@ def uint8_to_unit(array: np.ndarray) -> torch.Tensor:
     if array.dtype != np.uint8:
         raise TypeError(f"expected a uint8 array, got {array.dtype}")
     return torch.from_numpy(_UNIT_TABLE[array])
+
+
+def unit_to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """Tensor in [-1, 1] (values outside are clipped) -> uint8 array, the inverse of `x/127.5 - 1`."""
+    return ((tensor.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
 
 
 def cf_to_tensor(cf: np.ndarray) -> torch.Tensor:

@@ -10,7 +10,8 @@ from PIL import Image
 from eyeoct.inference.index_file import IndexRow, RunRecord
 from eyeoct.inference.layout import OutputLayout
 from eyeoct.inference.montage import save_montage
-from eyeoct.inference.statistics import std_map, submitted_volume, to_uint8
+from eyeoct.data.transforms import unit_to_uint8
+from eyeoct.inference.statistics import std_map, submitted_volume
 from eyeoct.volume_io import write_volume
 
 
@@ -30,17 +31,17 @@ class CaseWriter:
         """Write case `case_id` from its model input `cf` [3,h,w] and `samples` [K,6,H,W] drawn with `seeds`."""
         many = samples.shape[0] > 1
         use_mean = many and self.submit == "mean"
-        slices = to_uint8(submitted_volume(samples, self.submit if many else "first"))
+        slices = unit_to_uint8(submitted_volume(samples, self.submit if many else "first"))
         paths = write_volume(self.layout.root, case_id, slices, ext=self.ext, size=self.size)
         rows = [self._row("submission", case_id, cf_path, p, "mean" if use_mean else "0", k,
                           None if use_mean else seeds[0]) for k, p in enumerate(paths)]
         if many:
             for j, (sample, seed) in enumerate(zip(samples, seeds)):
-                paths = write_volume(self.layout.samples_root(j), case_id, to_uint8(sample), ext=self.ext,
+                paths = write_volume(self.layout.samples_root(j), case_id, unit_to_uint8(sample), ext=self.ext,
                                      size=self.size)
                 rows += [self._row("sample", case_id, cf_path, p, str(j), k, seed) for k, p in enumerate(paths)]
             rows += self._write_std_maps(case_id, cf_path, std_map(samples))
-        montage = save_montage(self.layout.montage_path(case_id), to_uint8(cf).transpose(1, 2, 0), slices)
+        montage = save_montage(self.layout.montage_path(case_id), unit_to_uint8(cf).transpose(1, 2, 0), slices)
         rows.append(self._row("montage", case_id, cf_path, montage))
         return rows
 

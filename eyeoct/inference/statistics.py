@@ -14,11 +14,6 @@ SUBMIT_MODES = ("first", "mean")
 STD_TO_UINT8 = 510.0
 
 
-def to_uint8(volume: torch.Tensor) -> np.ndarray:
-    """A tensor in [-1, 1] (values outside are clipped) as uint8 in [0, 255], the inverse of `x/127.5-1`."""
-    return ((volume.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-
-
 def submitted_volume(samples: torch.Tensor, mode: str) -> torch.Tensor:
     """The volume to submit from samples [K,6,H,W]: sample 0 (`first`) or the per-pixel mean (`mean`)."""
     if mode == "first":
