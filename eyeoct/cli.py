@@ -15,6 +15,17 @@ from eyeoct.runs import CONFIG_NAME, RUN_DIR_ENV, claim_run_dir, create_run_dir,
 logger = logging.getLogger(__name__)
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """`448x320` -> (448, 320), width x height (an argparse `type=`)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT such as 448x320, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return width, height
+
+
 def training_arg_parser(description: str) -> argparse.ArgumentParser:
     """Parser with `--config` (repeatable), `--resume`, `--run-dir`, `--log-level` and overrides."""
     parser = argparse.ArgumentParser(description=description)

@@ -12,22 +12,12 @@ import logging
 
 from eyeoct.baselines import (METHODS, BaselineError, BaselineSettings, baseline_data, check_methods, load_cf_encoder,
                               prepare_output_dir, run_baselines)
+from eyeoct.cli import parse_size
 from eyeoct.config import ConfigError, load_config
 from eyeoct.data.errors import DataError
 from eyeoct.logging_utils import setup_logging
 
 logger = logging.getLogger("baselines")
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """'448x320' -> (448, 320) as (width, height)."""
-    if text is None:
-        return None
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size must be WIDTHxHEIGHT, e.g. 448x320, got {text!r}") from None
-    return width, height
 
 
 def main(argv=None) -> None:

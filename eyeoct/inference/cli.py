@@ -5,6 +5,7 @@ import argparse
 import logging
 import sys
 
+from eyeoct.cli import parse_size
 from eyeoct.config import ConfigError
 from eyeoct.data.errors import DataError
 from eyeoct.inference.inputs import collect_inputs
@@ -15,17 +16,6 @@ from eyeoct.inference.statistics import SUBMIT_MODES
 from eyeoct.logging_utils import setup_logging
 
 logger = logging.getLogger(__name__)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """`448x320` -> (448, 320), width x height."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT such as 448x320, got {text!r}") from None
-    if width < 1 or height < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return width, height
 
 
 def inference_arg_parser() -> argparse.ArgumentParser:
