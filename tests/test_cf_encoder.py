@@ -80,3 +80,10 @@ def test_frozen_tower_has_no_grads_stays_in_eval_but_projection_learns():
     enc.tower.requires_grad_(True)
     enc(torch.rand(2, 3, 64, 64) * 2 - 1).square().mean().backward()
     assert enc.tower.conv1.weight.grad.abs().sum() > 0
+
+
+def test_builtin_model_names_build_random_towers_without_downloading():
+    rn50 = CFEncoder(context_dim=8, model_name="RN50")  # HF_HUB_OFFLINE=1: a download attempt would fail
+    assert rn50.num_tokens == (224 // 32) ** 2 and rn50.proj.in_features == 64 * 32
+    vit = CFEncoder(context_dim=768, model_name="ViT-B-16")
+    assert vit.num_tokens == (224 // 16) ** 2 and vit.proj.in_features == 768
