@@ -41,13 +41,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class SaveLastOnTrainEnd(pl.Callback):
-    """Writes `last.ckpt` when training ends, so steps after the last validation are never lost."""
+    """Writes `last.ckpt` when training ends unless the final step was just saved, so no step is lost."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._saved_step: int | None = None
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        self._saved_step = trainer.global_step
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        trainer.save_checkpoint(self.path)
+        if self._saved_step != trainer.global_step:
+            trainer.save_checkpoint(self.path)
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
