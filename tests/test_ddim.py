@@ -159,6 +159,23 @@ def test_seeded_sampling_is_deterministic_and_eta_adds_noise():
     assert not torch.allclose(run(7, 1.0), deterministic)
 
 
+def test_per_item_generators_make_eta_sampling_independent_of_the_batch():
+    sampler = DDIMSampler(NoiseSchedule(), "eps")
+
+    def run(seeds):
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        cond = {"ctx": torch.zeros(len(seeds), 2, 4, 4)}
+        return sampler.sample(LinearModel(), (len(seeds), 2, 4, 4), cond, steps=4, eta=1.0, generator=gens,
+                              progress=False)
+
+    pair = run([3, 5])
+    assert torch.allclose(pair[0], run([3])[0], atol=1e-6) and torch.allclose(pair[1], run([5])[0], atol=1e-6)
+    assert not torch.allclose(pair[0], pair[1])
+    with pytest.raises(ValueError, match="2 generators for a batch of 3"):
+        sampler.sample(LinearModel(), (3, 2, 4, 4), {"ctx": torch.zeros(3, 2, 4, 4)}, steps=2, progress=False,
+                       generator=[torch.Generator(), torch.Generator()])
+
+
 def test_sigma_follows_song_et_al():
     sampler = DDIMSampler(NoiseSchedule(), "eps")
     ts, a_t, a_prev, sigma = sampler.coefficients(10, eta=0.5)

@@ -7,7 +7,7 @@ model runs once per step on the doubled batch.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -115,13 +115,16 @@ class DDIMSampler:
         steps: int = 50,
         eta: float = 0.0,
         guidance_scale: float = 1.0,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         progress: bool = True,
         x_T: torch.Tensor | None = None,
         clip_x0: float | None = None,
         device: torch.device | str | None = None,
     ) -> torch.Tensor:
         """Run DDIM from noise ``x_T`` (drawn from ``generator`` if not given) and return x_0 [shape].
+
+        ``generator`` may be one generator or one per batch item; with one per item, item i's noise (start
+        and eta > 0 steps) comes from its own generator, so results do not depend on the batch makeup.
 
         The device is ``device``, else that of ``x_T``, else that of the first tensor in ``cond``, else CPU.
         Noise is drawn on the generator's device and moved. ``clip_x0`` clamps the predicted x0 to
@@ -152,6 +155,12 @@ class DDIMSampler:
         return x
 
     @staticmethod
-    def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device) -> torch.Tensor:
+    def _randn(shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator] | None,
+               device) -> torch.Tensor:
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != shape[0]:
+                raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}")
+            return torch.cat([torch.randn((1, *shape[1:]), generator=g, device=g.device).to(device)
+                              for g in generator])
         gen_device = generator.device if generator is not None else device
         return torch.randn(shape, generator=generator, device=gen_device).to(device)
