@@ -84,6 +84,18 @@ def test_lpips_first_stage_hand_computed(tmp_path):
     assert lpips.volume_distance(vol, vol).shape == (1,)
 
 
+def test_lpips_gives_gradients_as_a_loss_and_none_as_a_metric(tmp_path):
+    _, backbone, linear = _lpips_files(tmp_path)
+    lpips = LPIPS(backbone, linear, net="alex")
+    g = torch.Generator().manual_seed(2)
+    x = (torch.rand(2, 32, 32, generator=g) * 2 - 1).requires_grad_()
+    y = torch.rand(2, 32, 32, generator=g) * 2 - 1
+    lpips(x, y).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    vol = np.random.default_rng(1).integers(0, 256, (1, 6, 32, 32), dtype=np.uint8)
+    assert not lpips.volume_distance(vol, vol[:, ::-1].copy()).requires_grad
+
+
 def test_lpips_bad_or_missing_weights(tmp_path, monkeypatch):
     _, backbone, _ = _lpips_files(tmp_path)
     bad = tmp_path / "bad.pth"

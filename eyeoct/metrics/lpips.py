@@ -61,9 +61,8 @@ class LPIPS(nn.Module):
             start = end
         return outs
 
-    @torch.no_grad()
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Distances [N] of images [N,3,H,W] or [N,H,W] (grayscale repeated) in [-1,1]."""
+        """Distances [N] of images [N,3,H,W] or [N,H,W] (grayscale repeated) in [-1,1]; differentiable."""
         if pred.dim() == 3:
             pred, target = pred.unsqueeze(1).expand(-1, 3, -1, -1), target.unsqueeze(1).expand(-1, 3, -1, -1)
         total = 0
@@ -71,6 +70,7 @@ class LPIPS(nn.Module):
             total = total + lin((fp - ft).square()).mean(dim=(1, 2, 3))
         return total
 
+    @torch.no_grad()
     def volume_distance(self, pred_uint8, target_uint8) -> torch.Tensor:
         """Mean LPIPS over the slices of each volume: uint8 [B,S,H,W] -> [B]."""
         pred = torch.as_tensor(np.asarray(pred_uint8)).to(self.shift.device)

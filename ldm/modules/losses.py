@@ -23,10 +23,8 @@ MAX_ADAPTIVE_WEIGHT = 1e4
 
 def _slice_lpips(lpips: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean LPIPS over the channels of [B, C, H, W] images, each channel scored as a grayscale image."""
-    # LPIPS.forward is a metric run under no_grad; the loss needs its gradient, so call the undecorated function.
-    distance = getattr(type(lpips).forward, "__wrapped__", type(lpips).forward)
     b, c, h, w = x.shape
-    return distance(lpips, x.float().reshape(b * c, h, w), y.float().reshape(b * c, h, w)).mean()
+    return lpips(x.float().reshape(b * c, h, w), y.float().reshape(b * c, h, w)).mean()
 
 
 class AutoencoderLoss(nn.Module):
