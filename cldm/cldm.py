@@ -226,26 +226,15 @@ class ControlLDM(pl.LightningModule):
         with self.ema.average_parameters():
             yield
 
-    def initial_noise(self, batch: int, generators: Sequence[torch.Generator], device) -> torch.Tensor:
-        """x_T [B, *latent_shape] with item i drawn from `generators[i]` (independent of batch makeup)."""
-        if len(generators) != batch:
-            raise ValueError(f"got {len(generators)} generators for a batch of {batch} CF images")
-        return torch.cat([torch.randn(1, *self.latent_shape, generator=g, device=g.device).to(device)
-                          for g in generators])
-
     @torch.no_grad()
     def sample(self, cf: torch.Tensor, steps: int = 50, eta: float = 0.0, guidance_scale: float = 1.0,
                generator: torch.Generator | Sequence[torch.Generator] | None = None, use_ema: bool | None = None,
                progress: bool = False) -> torch.Tensor:
         """DDIM-sample OCT volumes [B, 6, H, W] in [-1, 1] for CF images [B, 3, h, w] in [-1, 1].
 
-        `generator` may be one generator or one per item; with a list the starting noise of each item
-        comes from its own generator, and the extra noise of eta > 0 steps from the first one.
+        `generator` may be one generator or one per item; with a list, all the noise of item i (start and
+        eta > 0 steps) comes from its own generator, so results do not depend on the batch makeup.
         """
-        x_T = None
-        if isinstance(generator, (list, tuple)):
-            x_T = self.initial_noise(cf.shape[0], generator, cf.device)
-            generator = generator[0]
         was_training = self.training
         self.eval()
         try:
@@ -254,7 +243,7 @@ class ControlLDM(pl.LightningModule):
                 uncond = self.null_condition(cond) if guidance_scale != 1.0 else None
                 z = self.sampler.sample(self.apply_model, (cf.shape[0], *self.latent_shape), cond, uncond,
                                         steps=steps, eta=eta, guidance_scale=guidance_scale, generator=generator,
-                                        progress=progress, x_T=x_T, device=cf.device)
+                                        progress=progress, device=cf.device)
                 return self.decode_latent(z)
         finally:
             self.train(was_training)

@@ -10,14 +10,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from eyeoct.data.transforms import unit_to_uint8
 from eyeoct.metrics import psnr_per_volume, ssim_per_image
 
 logger = logging.getLogger(__name__)
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float -> uint8 (x/127.5-1 inverted)."""
-    return ((x.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
 
 
 def sample_grid(cf: torch.Tensor, real: torch.Tensor, generated: torch.Tensor) -> np.ndarray:
@@ -32,8 +28,7 @@ def sample_grid(cf: torch.Tensor, real: torch.Tensor, generated: torch.Tensor) -
         panels = [cf[i]] + [s.expand(3, h, w) for s in real[i].float().unsqueeze(1)]
         panels += [s.expand(3, h, w) for s in generated[i].float().unsqueeze(1)]
         rows.append(torch.cat(panels, dim=2))
-    grid = to_uint8(torch.cat(rows, dim=1))
-    return grid.permute(1, 2, 0).cpu().numpy()
+    return unit_to_uint8(torch.cat(rows, dim=1)).transpose(1, 2, 0)
 
 
 def sample_metrics(generated: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
