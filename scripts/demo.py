@@ -20,6 +20,8 @@ def main() -> None:
     parser.add_argument("--ddim-steps", type=int, default=50)
     parser.add_argument("--guidance", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples-per-input", type=int, default=8,
+                        help="samples per held-out eye; their per-pixel mean is scored")
     parser.add_argument("overrides", nargs="*", metavar="ae.key=value|dm.key=value",
                         help="overrides for the stage-1 (ae.) or stage-2 (dm.) config")
     args = parser.parse_args()
@@ -28,6 +30,7 @@ def main() -> None:
         parser.error(f"overrides must start with ae. or dm., got {bad}")
     setup_logging("INFO")
     settings = DemoSettings(root=Path(args.root), ddim_steps=args.ddim_steps, guidance=args.guidance, seed=args.seed,
+                            samples_per_input=args.samples_per_input,
                             overrides_ae=tuple(o[3:] for o in args.overrides if o.startswith("ae.")),
                             overrides_dm=tuple(o[3:] for o in args.overrides if o.startswith("dm.")))
     demo_dir = run_demo(settings)
