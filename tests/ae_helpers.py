@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -40,12 +39,3 @@ def load_checkpoint(path: Path) -> dict:
 def adam_steps(optimizer_state: dict) -> set[int]:
     """The distinct per-parameter step counts of an Adam(W) optimiser state dict."""
     return {int(s["step"]) for s in optimizer_state["state"].values()}
-
-
-@pytest.fixture(scope="module")
-def single_thread():
-    """One intra-op thread: tiny convolutions gain nothing from two, and a busy machine makes two much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

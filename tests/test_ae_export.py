@@ -5,9 +5,7 @@ import yaml
 
 from eyeoct.ae_export import measure_and_export
 from ldm.models.autoencoder import AutoencoderKL, load_exported_autoencoder
-from ae_helpers import single_thread  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def small_model() -> AutoencoderKL:

@@ -9,9 +9,7 @@ from ldm.models.autoencoder import AutoencoderKL
 from ldm.modules.discriminator import hinge_discriminator_loss, hinge_generator_loss
 from ldm.modules.distributions import DiagonalGaussianDistribution
 from ldm.modules.losses import AutoencoderLoss
-from ae_helpers import single_thread  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny_ae(in_channels: int, ch_mult, **kwargs) -> AutoencoderKL:

@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 
-from ae_helpers import (TINY_CONFIG, adam_steps, load_checkpoint, only_run_dir, single_thread,  # noqa: F401
+from ae_helpers import (TINY_CONFIG, adam_steps, load_checkpoint, only_run_dir,
                         tensorboard_events, train_ae_main)
 from eyeoct.config import instantiate_from_config, load_config
 from eyeoct.metrics import psnr_per_volume
@@ -15,11 +15,10 @@ from eyeoct.training import build_trainer
 from ldm.models.autoencoder import load_exported_autoencoder
 
 MAX_STEPS, DISC_START = 40, 4  # as in configs/ae/tiny_test.yaml
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, single_thread):  # noqa: F811
+def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("ae_runs")
     train_ae_main()(["--config", str(TINY_CONFIG), f"run.root={root}", f"trainer.max_steps={MAX_STEPS}"])
     return only_run_dir(root)

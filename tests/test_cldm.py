@@ -11,14 +11,6 @@ TINY_CONFIG = "configs/dm/tiny_test.yaml"
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def build_model(repo_root, *overrides):
     cfg = load_config([repo_root / TINY_CONFIG], overrides)

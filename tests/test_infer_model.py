@@ -16,14 +16,6 @@ from eyeoct.data.images import read_rgb
 from eyeoct.volume_io import read_volume
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, and far faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):

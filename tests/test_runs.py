@@ -1,5 +1,4 @@
 """Run folders: creation without overwrite, resume resolution, and the CLI's config handling."""
-import argparse
 
 import pytest
 

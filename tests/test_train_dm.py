@@ -2,7 +2,6 @@
 import importlib.util
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -17,14 +16,6 @@ from ldm.modules.distributions import DiagonalGaussianDistribution
 TINY_CONFIG = "configs/dm/tiny_test.yaml"
 TRAIN_STEPS = 700  # measured: 500 steps own 0.556 vs other 0.499, 800 steps 0.721 vs 0.562 (g=3, 4/4 eyes)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def load_script(repo_root):
