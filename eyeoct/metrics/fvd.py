@@ -8,7 +8,6 @@ and the Frechet distance of the two feature sets (float64, n-1 covariance).
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 
 from eyeoct.metrics.frechet import frechet_distance_from_features
 from eyeoct.metrics.i3d import MIN_FRAMES, InceptionI3D
-from eyeoct.metrics.weights import I3D_WEIGHTS, is_torchscript, load_into, resolve_weights, sha256_file
+from eyeoct.metrics.weights import I3D_WEIGHTS, load_network, resolve_weights, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +59,7 @@ class I3DFeatures:
         self.sha256 = sha256_file(self.path)
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.torchscript = is_torchscript(self.path)
-        if self.torchscript:
-            with warnings.catch_warnings():  # torch marks jit.load deprecated; the file is TorchScript
-                warnings.simplefilter("ignore", FutureWarning)
-                self.net = torch.jit.load(str(self.path), map_location=self.device).eval()
-        else:
-            self.net = load_into(InceptionI3D(), self.path).to(self.device).eval()
+        self.net, self.torchscript = load_network(self.path, InceptionI3D, self.device)
         logger.info("I3D weights %s (%s, sha256 %s)", self.path,
                     "TorchScript" if self.torchscript else "state dict", self.sha256)
 

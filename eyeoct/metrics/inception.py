@@ -9,7 +9,6 @@ transform_input=False); the TorchScript takes uint8 [B,3,H,W] and resizes itself
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch.nn.functional as F
 import torchvision
 
 from eyeoct.metrics.frechet import frechet_distance_from_features
-from eyeoct.metrics.weights import INCEPTION_WEIGHTS, is_torchscript, load_into, resolve_weights, sha256_file
+from eyeoct.metrics.weights import INCEPTION_WEIGHTS, load_network, resolve_weights, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +38,9 @@ class InceptionFeatures:
         self.sha256 = sha256_file(self.path)
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.torchscript = is_torchscript(self.path)
-        if self.torchscript:
-            with warnings.catch_warnings():  # torch marks jit.load deprecated; the file is TorchScript
-                warnings.simplefilter("ignore", FutureWarning)
-                self.net = torch.jit.load(str(self.path), map_location=self.device).eval()
-        else:
-            net = load_into(build_inception_v3(), self.path)
-            net.fc = torch.nn.Identity()
-            self.net = net.to(self.device).eval()
+        self.net, self.torchscript = load_network(self.path, build_inception_v3, self.device)
+        if not self.torchscript:
+            self.net.fc = torch.nn.Identity()  # pool features, not class logits
         logger.info("Inception weights %s (sha256 %s)", self.path, self.sha256)
 
     @torch.no_grad()

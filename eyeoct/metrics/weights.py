@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -93,3 +95,14 @@ def load_into(module: torch.nn.Module, path: str | os.PathLike, strip_prefix: st
                          f"missing keys {missing[:8]}{'...' if len(missing) > 8 else ''}, "
                          f"unexpected keys {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}")
     return module
+
+
+def load_network(path: str | os.PathLike, build: Callable[[], torch.nn.Module],
+                 device: torch.device) -> tuple[torch.nn.Module, bool]:
+    """`(network, is_torchscript)` in eval mode on `device`: a TorchScript file as is, else a state dict
+    loaded into `build()`."""
+    if is_torchscript(path):
+        with warnings.catch_warnings():  # torch marks jit.load deprecated; the file is TorchScript
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location=device).eval(), True
+    return load_into(build(), path).to(device).eval(), False
