@@ -21,7 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from PIL import Image
 
-from eyeoct.baselines import BaselineSettings, baseline_data, load_cf_encoder, run_baselines
+from eyeoct.baselines import BaselineSettings, baseline_data, write_baselines
 from eyeoct.config import load_config, save_config
 from eyeoct.data.transforms import unit_to_uint8
 from eyeoct.eval.run import EvaluationSettings, evaluate_folder
@@ -136,10 +136,9 @@ def run_demo(settings: DemoSettings) -> Path:
 
     start = _stage("3/6 baselines: mean volume, nearest neighbour (pixels, CF encoder), noise-free oracle")
     data = baseline_data(dm_cfg, [HELDOUT_PART], want_oracle=True)
-    encoder = load_cf_encoder(dm_config, dm_ckpt)
     height, width = data.heldout[0][0]["oct"].shape[-2:]
-    folders = run_baselines(data.train, data.heldout, demo_dir / "baselines",
-                            BaselineSettings(ext="png", info={"demo": str(demo_dir)}), encoder, data.noise_free)
+    folders = write_baselines(data, demo_dir / "baselines", BaselineSettings(ext="png", info={"demo": str(demo_dir)}),
+                              cf_encoder_config=dm_config, cf_encoder_ckpt=dm_ckpt)
     timings["baselines_s"] = time.perf_counter() - start
 
     start = _stage(f"4/6 inference: {settings.ddim_steps} DDIM steps, {settings.samples_per_input} samples per "

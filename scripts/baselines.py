@@ -8,16 +8,13 @@ Example: python scripts/baselines.py --data-config configs/data/phantom_demo.yam
 from __future__ import annotations
 
 import argparse
-import logging
 
-from eyeoct.baselines import (METHODS, BaselineError, BaselineSettings, baseline_data, check_methods, load_cf_encoder,
-                              prepare_output_dir, run_baselines)
+from eyeoct.baselines import (METHODS, BaselineError, BaselineSettings, baseline_data, check_methods,
+                              prepare_output_dir, write_baselines)
 from eyeoct.cli import parse_size
 from eyeoct.config import ConfigError, load_config
 from eyeoct.data.errors import DataError
 from eyeoct.logging_utils import setup_logging
-
-logger = logging.getLogger("baselines")
 
 
 def main(argv=None) -> None:
@@ -51,24 +48,15 @@ def main(argv=None) -> None:
 
 
 def build(args: argparse.Namespace) -> dict:
-    """Load data and encoder as the arguments say, then write every baseline."""
+    """Load the data config as the arguments say, then write every baseline."""
     which = check_methods([m.strip() for m in args.which.split(",") if m.strip()])
     prepare_output_dir(args.out)  # refuse a non-empty folder before any work
     cfg = load_config(args.data_config, args.overrides)
     data = baseline_data(cfg, [p.strip() for p in args.parts.split(",") if p.strip()], want_oracle="oracle" in which)
-    if "oracle" in which and data.noise_free is None:
-        which.remove("oracle")
-        logger.info("no noise-free oracle for this data (phantom only): skipping the oracle baseline")
-    encoder = None
-    if "nn_encoder" in which:
-        encoder = load_cf_encoder(args.cf_encoder_config, args.cf_encoder_ckpt, args.seed)
-    info = {"data_config": list(args.data_config), "overrides": list(args.overrides), "heldout_parts": data.parts}
-    if "nn_encoder" in which:
-        info["cf_encoder"] = {"config": args.cf_encoder_config or "configs/baselines/cf_encoder_random.yaml",
-                              "checkpoint": args.cf_encoder_ckpt, "seed": args.seed}
     settings = BaselineSettings(which=which, size=args.size, ext=args.format, batch_size=args.batch_size,
-                                num_workers=args.num_workers, info=info)
-    return run_baselines(data.train, data.heldout, args.out, settings, encoder, data.noise_free)
+                                num_workers=args.num_workers,
+                                info={"data_config": list(args.data_config), "overrides": list(args.overrides)})
+    return write_baselines(data, args.out, settings, args.cf_encoder_config, args.cf_encoder_ckpt, args.seed)
 
 
 if __name__ == "__main__":
