@@ -27,6 +27,27 @@ def test_tiny_modified_resnet_gives_flattened_feature_map_tokens():
     assert enc.tower.attnpool is None  # pooled head dropped: no unused parameters
 
 
+@pytest.mark.parametrize("vision_cfg", [TINY_VIT, TINY_RESNET], ids=["vit", "resnet"])
+def test_global_vector_is_the_projected_pooled_feature(vision_cfg):
+    torch.manual_seed(0)
+    enc = CFEncoder(context_dim=24, vision_cfg=vision_cfg, global_dim=40)
+    cf = torch.rand(2, 3, 64, 64) * 2 - 1
+    tokens, global_vec = enc.encode(cf)
+    assert global_vec.shape == (2, 40)
+    assert torch.equal(tokens, enc(cf))
+    pooled, raw_tokens = enc.tower_features(enc.preprocess(cf))
+    if vision_cfg is TINY_RESNET:  # a ResNet's pooled feature is its mean token
+        torch.testing.assert_close(pooled, raw_tokens.mean(dim=1))
+    else:  # a ViT's is its class token: not any average of the patch tokens
+        assert not torch.allclose(pooled, raw_tokens.mean(dim=1), atol=1e-3)
+    proj = enc.global_proj
+    torch.testing.assert_close(global_vec, enc.token_norm(pooled) @ proj.weight.T + proj.bias)
+    brighter = enc.encode((cf + 0.5).clamp(-1, 1))[1]
+    assert not torch.allclose(brighter, global_vec)
+    plain = CFEncoder(context_dim=24, vision_cfg=vision_cfg)
+    assert plain.encode(cf)[1] is None and plain.global_proj is None
+
+
 def test_preprocess_maps_minus_one_one_to_clip_normalisation():
     enc = CFEncoder(context_dim=8, vision_cfg=TINY_VIT)
     white = enc.preprocess(torch.ones(1, 3, 64, 64))
@@ -52,7 +73,7 @@ def test_pretrained_full_clip_checkpoint_loads_the_visual_tower(tmp_path):
     torch.manual_seed(2)
     loaded = CFEncoder(context_dim=8, vision_cfg=TINY_VIT, pretrained=str(path))
     x = loaded.preprocess(torch.rand(2, 3, 64, 64) * 2 - 1)
-    torch.testing.assert_close(loaded.tower_tokens(x), source.tower_tokens(x))
+    torch.testing.assert_close(loaded.tower_features(x), source.tower_features(x))
 
 
 def test_pretrained_of_another_architecture_is_rejected(tmp_path):

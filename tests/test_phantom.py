@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, median_filter
 
 from eyeoct.data.phantom import PhantomCase, PhantomConfig, render_case
 from eyeoct.data.phantom_layers import VITREOUS
@@ -75,7 +75,7 @@ def test_noise_free_has_same_geometry_and_less_variance():
 
 
 def test_vessel_crossings_are_shadowed_below_the_rpe():
-    config = _with(MEDIUM, p_drusen=0.0, p_diabetic=0.0)
+    config = _with(MEDIUM, cf_size=128, p_drusen=0.0, p_diabetic=0.0)
     measured = 0
     for index in range(3):
         case = render_case(7, index, config, noise_free=True)
@@ -176,3 +176,30 @@ def test_vessels_crossing_a_bscan_are_vessels_in_the_cf():
                 assert green[row, col] < 0.85 * np.median(ring), (index, k, c)
                 checked += 1
     assert checked >= 5
+
+
+def test_axial_length_shows_in_both_modalities():
+    """Myopic (long) eyes: deeper and more curved retina in the OCT, tessellated fundus in the CF."""
+    config = _with(MEDIUM, p_drusen=0.0, p_diabetic=0.0)
+    cases = sorted((render_case(3, i, config, noise_free=True) for i in range(10)), key=lambda c: c.meta["myopia"])
+    short, long_ = cases[0], cases[-1]
+    assert long_.meta["myopia"] - short.meta["myopia"] > 0.5
+    centre = slice(MEDIUM.oct_width // 2 - 20, MEDIUM.oct_width // 2 + 20)
+    edges = np.r_[0:30, MEDIUM.oct_width - 30:MEDIUM.oct_width]
+
+    def depth_and_bowl(case):
+        rows = np.stack([_rpe_rows(b) for b in case.oct])  # [6, W]
+        return np.median(rows[:, centre]), np.median(rows[:, centre]) - np.median(rows[:, edges])
+
+    (d_short, bowl_short), (d_long, bowl_long) = depth_and_bowl(short), depth_and_bowl(long_)
+    assert d_long - d_short >= 8        # ~0.1 mm deeper at 248 rows over 1.92 mm
+    assert bowl_long > bowl_short + 3    # the periphery rises more in the longer eye
+
+    def texture(case):  # choroidal contrast of the red channel: vessels removed by a median, then high-passed
+        side = case.cf.shape[0]
+        yy, xx = np.mgrid[:side, :side]
+        inside = np.hypot(yy - side / 2, xx - side / 2) < 0.35 * side
+        red = median_filter(case.cf[..., 0].astype(np.float64), 5)
+        return np.std((red - gaussian_filter(red, 6))[inside]) / red[inside].mean()
+
+    assert texture(long_) > 1.4 * texture(short)

@@ -14,7 +14,8 @@ from eyeoct.metrics import ssim_per_image
 from ldm.modules.distributions import DiagonalGaussianDistribution
 
 TINY_CONFIG = "configs/dm/tiny_test.yaml"
-TRAIN_STEPS = 700  # measured: 500 steps own 0.556 vs other 0.499, 800 steps 0.721 vs 0.562 (g=3, 4/4 eyes)
+TRAIN_STEPS = 1200  # measured own vs other CF (g=3): 900 steps 0.680 vs 0.600, 1200 steps 0.785 vs 0.503 (4/4 eyes);
+# without the global CF vector (unet global_cond_dim=null) 1200 steps give only 0.644 vs 0.571
 
 
 
@@ -114,5 +115,5 @@ def test_the_true_cf_gives_a_closer_volume_than_another_eyes_cf(repo_root):
         return ssim_per_image((out + 1) / 2, (batch["oct"] + 1) / 2, data_range=1.0).mean(dim=1)
 
     own, other = ssim_to_truth(batch["cf"]), ssim_to_truth(batch["cf"].roll(1, dims=0))
-    assert own.mean() > other.mean() + 0.05, (own, other)
-    assert (own > other).sum() >= 3, (own, other)
+    assert own.mean() > other.mean() + 0.15, (own, other)
+    assert (own > other).all(), (own, other)

@@ -97,6 +97,7 @@ def _meta(geom: EyeGeometry, config: PhantomConfig, seed: int, index: int, cross
         "fovea_px": [round(float(v), 2) for v in view.to_pixels(geom.fovea)],
         "disc_px": [round(float(v), 2) for v in view.to_pixels(geom.disc)],
         "disc_radius_mm": [round(float(v), 4) for v in geom.disc_radii],
+        "myopia": round(float(geom.myopia), 4),
         "cf_mm_per_px": view.mm_per_px,
         "slice_angles_deg": list(SLICE_ANGLES_DEG),
         "lesions": _lesion_list(geom),

@@ -19,6 +19,7 @@ ARTERY_RGB = np.array([0.70, 0.20, 0.10], np.float32)
 VEIN_RGB = np.array([0.46, 0.08, 0.05], np.float32)
 DISC_RIM_RGB = np.array([0.94, 0.62, 0.30], np.float32)
 DISC_CUP_RGB = np.array([0.99, 0.86, 0.58], np.float32)
+ATROPHY_RGB = np.array([0.97, 0.84, 0.66], np.float32)  # bare sclera seen through peripapillary atrophy
 DRUSEN_RGB = np.array([0.96, 0.80, 0.45], np.float32)
 EXUDATE_RGB = np.array([1.0, 0.93, 0.55], np.float32)
 HAEMORRHAGE_RGB = np.array([0.42, 0.05, 0.03], np.float32)
@@ -92,6 +93,26 @@ def _disc_masks(geom: EyeGeometry, x: np.ndarray, y: np.ndarray, soft_mm: float)
     return disc, cup
 
 
+def myopic_crescent_width_mm(myopia: float) -> float:
+    """Width of the peripapillary atrophy crescent: none in short eyes, up to 0.8 mm in the longest."""
+    return 0.8 * max(0.0, myopia - 0.2) / 0.8
+
+
+def _myopic_crescent(geom: EyeGeometry, x: np.ndarray, y: np.ndarray, soft_mm: float) -> np.ndarray:
+    """Soft mask of the atrophic crescent at the disc's temporal edge (the side facing the fovea),
+    where the retina and choroid pull away from the disc as a long eye stretches."""
+    width = myopic_crescent_width_mm(geom.myopia)
+    if width <= 0.0:
+        return np.zeros(x.shape, np.float32)
+    rx, ry = geom.disc_radii
+    dx, dy = x - geom.disc[0], y - geom.disc[1]
+    rho = np.sqrt((dx / (rx + width)) ** 2 + (dy / ry) ** 2)
+    outer = np.clip((1.0 - rho) * (rx + width) / soft_mm + 0.5, 0, 1)
+    towards = geom.fovea - geom.disc
+    facing = (dx * towards[0] + dy * towards[1]) / (np.hypot(dx, dy) * np.linalg.norm(towards) + 1e-6)
+    return (outer * np.clip(2.0 * facing, 0, 1)).astype(np.float32)
+
+
 def _spots(lesions: np.ndarray, x: np.ndarray, y: np.ndarray, sharpness: float, pixel_mm: float) -> np.ndarray:
     """Soft union of round spots (rows x, y, r, ...); sharpness 1 soft Gaussian, larger = flatter top.
     Spots smaller than a pixel are widened to one pixel with their contrast lowered by the area ratio."""
@@ -116,8 +137,10 @@ def fundus_reflectance(geom: EyeGeometry, view: FundusView) -> np.ndarray:
     x, y = view.grid()
     soft = max(view.mm_per_px, 0.02)
     texture = geom.choroid_texture.sample(x, y)
-    img = np.broadcast_to(BACKGROUND_RGB * geom.fundus_tint, x.shape + (3,)).copy()
-    img *= (1.0 + np.array([0.025, 0.05, 0.05], np.float32) * texture[..., None])
+    pallor = 1.0 + geom.myopia * np.array([0.0, 0.2, 0.25], np.float32)  # thin, less pigmented fundus
+    img = np.broadcast_to(BACKGROUND_RGB * geom.fundus_tint * pallor, x.shape + (3,)).copy()
+    tessellation = 1.0 + 3.0 * geom.myopia  # choroidal vessels show through the thin fundus of a long eye
+    img *= (1.0 + np.array([0.025, 0.05, 0.05], np.float32) * tessellation * texture[..., None])
     r_fovea = np.hypot(x - geom.fovea[0], y - geom.fovea[1])
     macula = np.exp(-0.5 * (r_fovea / 1.1) ** 2)
     img *= 1.0 - macula[..., None] * np.array([0.30, 0.42, 0.45], np.float32)
@@ -127,6 +150,7 @@ def fundus_reflectance(geom: EyeGeometry, view: FundusView) -> np.ndarray:
     disc, cup = _disc_masks(geom, x, y, max(soft, 0.06))
     halo = np.clip(1.0 - np.hypot(x - geom.disc[0], y - geom.disc[1]) / (1.6 * geom.disc_radii[1]), 0, 1)
     img *= 1.0 + 0.25 * halo[..., None] ** 2
+    _blend(img, 0.85 * _myopic_crescent(geom, x, y, max(soft, 0.04)), ATROPHY_RGB)
     _blend(img, 0.9 * disc, DISC_RIM_RGB)
     _blend(img, 0.8 * cup, DISC_CUP_RGB)
     _blend(img, 0.8 * _spots(geom.drusen, x, y, 1.0, view.mm_per_px), DRUSEN_RGB)

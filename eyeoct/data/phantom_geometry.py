@@ -44,6 +44,7 @@ class EyeGeometry:
     retina_curvature: float  # mm of rise per mm^2 away from the fovea (the eye's bowl)
     retina_tilt: np.ndarray  # mm of depth change per mm in x and y
     choroid_thickness_mm: float
+    myopia: float = 0.0  # 0 emmetropic .. 1 highly myopic (long eye); see apply_axial_length
     drusen: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     exudates: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     haemorrhages: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
@@ -115,6 +116,20 @@ def _mirror(geom: EyeGeometry) -> None:
     geom.retina_tilt = geom.retina_tilt * flip
 
 
+def apply_axial_length(geom: EyeGeometry, myopia: float) -> None:
+    """Couple the eye's length to what both modalities show, as in real myopia.
+
+    OCT: a longer eye is more curved, sits deeper in the scan window and has a thinner choroid.
+    CF: a paler, tessellated fundus (the choroidal texture shows through the thinner fundus, see phantom_cf).
+    The values drawn before stay as small eye-to-eye variation that the CF does not show.
+    """
+    geom.myopia = myopia
+    geom.retina_curvature = 0.006 + 0.018 * myopia + 0.3 * (geom.retina_curvature - 0.015)
+    geom.retina_depth_mm = 0.56 + 0.2 * myopia + 0.3 * (geom.retina_depth_mm - 0.675)
+    geom.choroid_thickness_mm = 0.36 - 0.18 * myopia + 0.3 * (geom.choroid_thickness_mm - 0.275)
+    geom.retina_tilt = (0.3 * geom.retina_tilt).astype(np.float32)
+
+
 def sample_eye(rng: np.random.Generator, p_right: float, p_drusen: float, p_diabetic: float,
                p_oedema: float) -> EyeGeometry:
     """Draw one eye. The draw order is fixed, so the same generator state gives the same eye."""
@@ -137,6 +152,7 @@ def sample_eye(rng: np.random.Generator, p_right: float, p_drusen: float, p_diab
         retina_tilt=(0.02 * rng.standard_normal(2)).astype(np.float32),
         choroid_thickness_mm=float(rng.uniform(0.2, 0.35)),
     )
+    apply_axial_length(geom, float(rng.random()))  # drawn before the lesions: same for every pathology mix
     if pathology == "drusen":
         geom.drusen = _make_drusen(rng, geom.fovea)
     elif pathology == "diabetic":

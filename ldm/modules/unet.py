@@ -32,6 +32,8 @@ class UNetConfig:
     num_head_channels / num_heads: attention head width, or head count; exactly one positive.
     transformer_depth: OCTTransformerBlocks per SpatialTransformer (int, or one per level).
     context_dim: width of the conditioning tokens for cross-attention (None: no cross-attention).
+    global_cond_dim: width of a global condition vector embedded by ``label_emb`` and added to the time
+        embedding, so it modulates every ResBlock (SDXL's pooled-embedding path; None: no such input).
     use_linear_in_transformer: linear ``proj_in``/``proj_out`` (SD 2.x) instead of 1x1 convs (SD 1.x).
     use_checkpoint: non-reentrant gradient checkpointing of every ResBlock and transformer block.
     dropout: in ResBlocks, attention outputs and feed-forwards.
@@ -50,6 +52,7 @@ class UNetConfig:
     num_heads: int = -1
     transformer_depth: tuple[int, ...] | int = 1
     context_dim: int | None = None
+    global_cond_dim: int | None = None
     use_linear_in_transformer: bool = True
     use_checkpoint: bool = False
     dropout: float = 0.0
@@ -120,6 +123,7 @@ class UNetEncoder(nn.Module):
     ``forward(x, timesteps, context, hint=None)`` returns one feature map per skip connection plus the
     middle-block output last; ``skip_channels`` lists their channel counts in the same order.
     ``hint`` [B, model_channels, H, W] is added after the first input convolution (ControlNet).
+    ``global_cond`` [B, global_cond_dim] is required exactly when the config sets ``global_cond_dim``.
     """
 
     def __init__(self, **unet_kwargs):
@@ -128,6 +132,8 @@ class UNetEncoder(nn.Module):
         self.config = cfg
         mc, ted = cfg.model_channels, cfg.time_embed_dim
         self.time_embed = nn.Sequential(nn.Linear(mc, ted), nn.SiLU(), nn.Linear(ted, ted))
+        if cfg.global_cond_dim is not None:
+            self.label_emb = nn.Sequential(nn.Linear(cfg.global_cond_dim, ted), nn.SiLU(), nn.Linear(ted, ted))
         self.input_blocks = nn.ModuleList([TimestepEmbedSequential(nn.Conv2d(cfg.in_channels, mc, 3, padding=1))])
         skip_channels = [mc]
         ch = mc
@@ -150,9 +156,18 @@ class UNetEncoder(nn.Module):
         self.middle_block = TimestepEmbedSequential(*middle)
         self.skip_channels = skip_channels + [ch]
 
-    def embed_time(self, timesteps: torch.Tensor) -> torch.Tensor:
-        """Time embedding [B, 4*model_channels] of timesteps [B]."""
-        return self.time_embed(timestep_embedding(timesteps, self.config.model_channels))
+    def embed_time(self, timesteps: torch.Tensor, global_cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Time embedding [B, 4*model_channels] of timesteps [B], plus the embedded global condition."""
+        emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels))
+        expected = self.config.global_cond_dim
+        if expected is None:
+            if global_cond is not None:
+                raise ValueError("this UNet has no global_cond_dim, but a global condition was given")
+            return emb
+        if global_cond is None or global_cond.shape != (timesteps.shape[0], expected):
+            got = None if global_cond is None else tuple(global_cond.shape)
+            raise ValueError(f"global_cond must have shape ({timesteps.shape[0]}, {expected}), got {got}")
+        return emb + self.label_emb(global_cond.to(emb.dtype))
 
     def encode(
         self,
@@ -182,15 +197,16 @@ class UNetEncoder(nn.Module):
         timesteps: torch.Tensor,
         context: torch.Tensor | None,
         hint: torch.Tensor | None = None,
+        global_cond: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
-        return self.encode(x, self.embed_time(timesteps), context, hint)
+        return self.encode(x, self.embed_time(timesteps, global_cond), context, hint)
 
 
 class UNetModel(nn.Module):
     """Full denoising UNet: ``encoder`` (a ``UNetEncoder``), ``output_blocks`` and ``out``.
 
-    ``forward(x, timesteps, context, control=None)``: ``control`` holds one tensor per entry of
-    ``encoder.skip_channels`` (skips first, middle last) added to the skips and the middle output.
+    ``forward(x, timesteps, context, control=None, global_cond=None)``: ``control`` holds one tensor per
+    entry of ``encoder.skip_channels`` (skips first, middle last) added to the skips and the middle output.
     """
 
     def __init__(self, **unet_kwargs):
@@ -224,8 +240,9 @@ class UNetModel(nn.Module):
         timesteps: torch.Tensor,
         context: torch.Tensor | None,
         control: list[torch.Tensor] | None = None,
+        global_cond: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        emb = self.encoder.embed_time(timesteps)
+        emb = self.encoder.embed_time(timesteps, global_cond)
         skips = self.encoder.encode(x, emb, context)
         if control is not None:
             if len(control) != len(skips):
