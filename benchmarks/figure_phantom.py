@@ -1,4 +1,5 @@
-"""Figure: the phantom's CF photo and six radial B-scans for a normal, a drusen and a diabetic eye.
+"""Figure: the phantom's CF photo and six radial B-scans for a normal, a drusen and a diabetic eye, and a
+normal long (myopic) eye.
 
 Writes benchmarks/figures/phantom_cases.png (one row per eye: CF | B-scans at 0..150 degrees in two
 rows of three) and prints the render time per case at 64x64 and at full size (CF 512, B-scans 496x768).
@@ -26,6 +27,13 @@ PATHOLOGY_CONFIGS = {
 }
 
 
+def long_eye_index(seed: int, start: int, min_myopia: float = 0.8) -> int:
+    """First index from `start` whose normal eye is long (myopic): crescent and tessellation in the CF,
+    a deeper, more curved retina over a thinner choroid in the OCT."""
+    config = PhantomConfig(**PATHOLOGY_CONFIGS["normal"], cf_size=32, oct_height=32, oct_width=32)
+    return next(i for i in range(start, start + 1000) if render_case(seed, i, config).meta["myopia"] >= min_myopia)
+
+
 def case_row(seed: int, index: int, pathology: str) -> np.ndarray:
     """RGB row: the CF and the six B-scans (two rows of three), downsampled from full size."""
     case = render_case(seed, index, PhantomConfig(**PATHOLOGY_CONFIGS[pathology]))
@@ -40,7 +48,7 @@ def case_row(seed: int, index: int, pathology: str) -> np.ndarray:
     grid = np.pad(grid, ((0, max(0, CF_PX - 2 * h)), (0, 0)))
     row = np.concatenate([cf, np.zeros((CF_PX, 4, 3), np.uint8), np.repeat(grid[..., None], 3, axis=2)], axis=1)
     image = Image.fromarray(row)
-    label = f"{pathology} ({case.meta['laterality']}), seed {seed} index {index}"
+    label = f"{pathology} ({case.meta['laterality']}), myopia {case.meta['myopia']:.2f}, seed {seed} index {index}"
     ImageDraw.Draw(image).text((4, 4), label, fill=(255, 255, 255))
     for k in range(6):
         r, c = divmod(k, 3)
@@ -78,12 +86,13 @@ def time_per_case(config: PhantomConfig, n: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--index", type=int, default=2, help="phantom index of all three eyes")
+    parser.add_argument("--index", type=int, default=2, help="phantom index of the normal, drusen and diabetic eyes")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "figures" / "phantom_cases.png"))
     args = parser.parse_args()
     rows = [case_row(args.seed, args.index, p) for p in PATHOLOGY_CONFIGS]
+    rows.append(case_row(args.seed, long_eye_index(args.seed, args.index + 1), "normal"))
     sep = np.zeros((4, rows[0].shape[1], 3), np.uint8)
-    figure = np.concatenate([rows[0], sep, rows[1], sep, rows[2]], axis=0)
+    figure = np.concatenate([part for row in rows for part in (row, sep)][:-1], axis=0)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_palette_png(figure, out)

@@ -80,7 +80,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
 def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
     """A `pl.Trainer` whose settings come from `cfg.trainer`, logging TensorBoard into the run folder."""
     trainer_kwargs = to_container(OmegaConf.select(cfg, "trainer", default=None)) or {}
-    tb_logger = TensorBoardLogger(save_dir=str(run_dir), name="", version="tensorboard", default_hp_metric=False)
+    # events in <run>/tensorboard/; an empty version also keeps a meaningless `v_num` off the progress bar
+    tb_logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
     return pl.Trainer(
         default_root_dir=str(run_dir),
         logger=tb_logger,

@@ -164,3 +164,19 @@ def test_bad_settings_are_clear_errors(repo_root):
         build_model(repo_root, "model.params.controlnet.enabled=false", "model.params.controlnet.sd_locked=true")
     with pytest.raises(ValueError, match="parameterization"):
         build_model(repo_root, "model.params.parameterization=x0")
+
+
+def test_full_size_aptos_config_builds_with_the_global_cf_vector(repo_root):
+    """configs/dm/aptos_cldm.yaml on the meta device (no memory): latent, token and global shapes."""
+    ae = load_config([repo_root / "configs/ae/aptos_kl_f8.yaml"]).model
+    cfg = load_config([repo_root / "configs/dm/aptos_cldm.yaml"], ["model.params.first_stage=null",
+                                                                   "model.params.scale_factor=0.18"])
+    cfg.model.params.first_stage_config = {"target": ae.target, "params": {"ddconfig": ae.params.ddconfig}}
+    with torch.device("meta"):
+        model = instantiate_from_config(cfg.model)
+        cond = model.encode_condition(torch.zeros(2, 3, 256, 256))
+    assert model.latent_shape == (4, 32, 48)
+    assert cond["context"].shape == (2, 196, 768)  # ViT-B-16 at 224: 14x14 patch tokens
+    assert cond["global"].shape == (2, 768)
+    assert model.unet.encoder.label_emb[0].in_features == 768
+    assert model.controlnet.encoder.label_emb[0].in_features == 768

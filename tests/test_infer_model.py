@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from skimage.data import retina
 
+from eyeoct.ae_export import measure_and_export
 from eyeoct.config import instantiate_from_config, load_config, save_config
 from eyeoct.inference.cli import cli_entry, main
 from eyeoct.inference.loading import load_inference_model
@@ -113,3 +114,28 @@ def test_cli_reports_bad_model_paths_and_refuses_a_full_output(run_dir, photos, 
     (full / "x.txt").write_text("x")
     with pytest.raises(SystemExit, match="not empty; pass --overwrite"):
         cli_entry(["--run", str(run_dir), "--input", str(photos), "--out", str(full), "--device", "cpu"])
+
+
+def test_a_moved_stage1_export_is_named_and_found_again_with_first_stage(tmp_path, photos):
+    """A run copied to another machine: its config points at a stage-1 export that is not there."""
+    from tests.conftest import REPO_ROOT
+
+    cfg = load_config([REPO_ROOT / "configs" / "dm" / "tiny_test.yaml"])
+    torch.manual_seed(0)
+    autoencoder = instantiate_from_config(cfg.model.params.first_stage_config)
+    measure_and_export(autoencoder, [{"oct": torch.zeros(1, 6, 32, 32)}], tmp_path / "ae" / "export", n_batches=1)
+    cfg.model.params.first_stage = str(tmp_path / "ae" / "export")
+    cfg.model.params.first_stage_config = None
+    cfg.model.params.scale_factor = None
+    model = instantiate_from_config(cfg.model)
+    run = tmp_path / "run"
+    save_config(cfg, run / "config.yaml")
+    (run / "checkpoints").mkdir()
+    torch.save({"state_dict": model.state_dict()}, run / "checkpoints" / "last.ckpt")
+    (tmp_path / "ae").rename(tmp_path / "copied_ae")
+
+    with pytest.raises(SystemExit, match=r"stage-1 export folder not found: .*ae/export .*--first-stage"):
+        cli_entry(["--run", str(run), "--input", str(photos), "--out", str(tmp_path / "o")])
+    result = infer(run, photos, tmp_path / "out", "--first-stage", str(tmp_path / "copied_ae" / "export"))
+    assert result.cases == ["a", "b", "c"]
+    assert read_volume(tmp_path / "out" / "a").shape == (6, 320, 448)

@@ -25,6 +25,8 @@ def inference_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", metavar="RUN_DIR", help="training run folder (config.yaml, checkpoints/last.ckpt)")
     p.add_argument("--config", metavar="CFG", help="model config (with --ckpt) instead of --run")
     p.add_argument("--ckpt", metavar="CKPT", help="checkpoint (default with --run: checkpoints/last.ckpt)")
+    p.add_argument("--first-stage", metavar="DIR",
+                   help="stage-1 export folder, when it is no longer where the run's config says")
     p.add_argument("--input", required=True, metavar="PATH", help="an image, a folder of images, or an APTOS CSV")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (must be new or empty)")
     p.add_argument("--ddim-steps", type=int, default=50)
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> InferenceResult:
                                size=args.size, ext=args.format, submit=args.submit, skip_bad=args.skip_bad,
                                make_zip=args.zip, checkpoint=str(ckpt))
     inputs = collect_inputs(args.input)
-    loaded = load_inference_model(config, ckpt, args.device or default_device(), use_ema=not args.no_ema)
+    loaded = load_inference_model(config, ckpt, args.device or default_device(), use_ema=not args.no_ema,
+                                  first_stage=args.first_stage)
     result = run_inference(loaded.model, cf_preparer(loaded.cf_size), inputs, args.out, options, args.overwrite)
     logger.info("wrote %d cases to %s (index %s%s)", len(result.cases), args.out, result.index_path,
                 f", zip {result.zip_path}" if result.zip_path else "")

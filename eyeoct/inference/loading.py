@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from cldm.cldm import ControlLDM
 from eyeoct.config import load_config, require
@@ -51,13 +52,20 @@ def default_device() -> str:
 
 
 def load_inference_model(config: str | Path, ckpt: str | Path, device: str | torch.device,
-                         use_ema: bool = True) -> LoadedModel:
+                         use_ema: bool = True, first_stage: str | Path | None = None) -> LoadedModel:
     """Build the model of `config`, load `ckpt` (weights_only) and move it to `device`.
 
     EMA weights are sampled with when the checkpoint has them (the run was trained with `use_ema`)
-    unless `use_ema` is False.
+    unless `use_ema` is False. `first_stage` replaces the config's stage-1 export folder (a run copied
+    to another machine); its autoencoder weights are then overwritten by the checkpoint's copy.
     """
     cfg = load_config([config])
+    if first_stage is not None:
+        cfg.model.params.first_stage = str(first_stage)
+    export = OmegaConf.select(cfg, "model.params.first_stage")
+    if export and not Path(export).exists():
+        raise FileNotFoundError(f"stage-1 export folder not found: {export} (model.params.first_stage in {config}); "
+                                f"if the run was moved, pass --first-stage <ae_run>/export")
     cf_size = int(require(cfg, "model.params.cf_size"))
     model = ControlLDM.load_for_inference(ckpt, cfg).to(device)
     model.use_ema = bool(use_ema and model.ema is not None)
