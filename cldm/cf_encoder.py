@@ -1,5 +1,5 @@
 """Colour-fundus encoder: an open_clip visual tower returning projected patch tokens [B, N, D] and,
-optionally, one projected global vector [B, G] of the whole photograph."""
+optionally, one projected pooled vector [B, G] of the whole photograph."""
 from __future__ import annotations
 
 import logging
@@ -80,13 +80,13 @@ class CFEncoder(nn.Module):
 
     ViT towers give their patch tokens (after `ln_post`), ModifiedResNet towers their last feature map
     flattened; a linear layer (plus a learned per-token position) maps them to `context_dim`.
-    With `global_dim`, `encode` also returns the tower's pooled vector (a ViT's class token, a ResNet's
-    mean feature) projected to `global_dim`: the whole-image summary that the UNet adds to its time
+    With `pooled_dim`, `encode` also returns the tower's pooled vector (a ViT's class token, a ResNet's
+    mean feature) projected to `pooled_dim`: the whole-image summary that the UNet adds to its time
     embedding. `trainable=False` freezes the tower (no grads, kept in eval mode); projections always train.
     """
 
     def __init__(self, context_dim: int, model_name: str | None = None, vision_cfg: Mapping[str, Any] | None = None,
-                 pretrained: str | None = None, trainable: bool = True, global_dim: int | None = None):
+                 pretrained: str | None = None, trainable: bool = True, pooled_dim: int | None = None):
         super().__init__()
         cfg = resolve_vision_cfg(model_name, vision_cfg)
         self.tower = build_vision_tower(cfg)
@@ -109,8 +109,8 @@ class CFEncoder(nn.Module):
         self.token_norm = nn.LayerNorm(feature_dim) if self.is_resnet else nn.Identity()
         self.proj = nn.Linear(feature_dim, context_dim)
         self.token_pos = nn.Parameter(torch.zeros(self.num_tokens, context_dim))
-        self.global_dim = global_dim
-        self.global_proj = nn.Linear(feature_dim, global_dim) if global_dim is not None else None
+        self.pooled_dim = pooled_dim
+        self.pooled_proj = nn.Linear(feature_dim, pooled_dim) if pooled_dim is not None else None
         self.register_buffer("mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1), persistent=False)
         self.tower.requires_grad_(trainable)
@@ -156,13 +156,13 @@ class CFEncoder(nn.Module):
         return self.tower(x)
 
     def encode(self, cf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Tokens [B, num_tokens, context_dim] and the global vector [B, global_dim] (None without
-        `global_dim`) of a CF batch in [-1, 1]."""
+        """Tokens [B, num_tokens, context_dim] and the pooled vector [B, pooled_dim] (None without
+        `pooled_dim`) of a CF batch in [-1, 1]."""
         pooled, tokens = self.tower_features(self.preprocess(cf))
         context = self.proj(self.token_norm(tokens)) + self.token_pos.to(tokens.dtype)
-        if self.global_proj is None:
+        if self.pooled_proj is None:
             return context, None
-        return context, self.global_proj(self.token_norm(pooled))
+        return context, self.pooled_proj(self.token_norm(pooled))
 
     def forward(self, cf: torch.Tensor) -> torch.Tensor:
         """Tokens [B, num_tokens, context_dim] of a CF batch in [-1, 1]."""

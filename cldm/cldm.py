@@ -85,10 +85,10 @@ class ControlLDM(pl.LightningModule):
         self.unet = UNetModel(**unet_config)
         if unet_init:
             logger.info("UNet initialised from %s: %s", unet_init, init_unet_from_sd(self.unet, unet_init).summary())
-        if "global_dim" in cf_encoder_config:
-            raise ValueError("cf_encoder_config.global_dim is set from unet_config.global_cond_dim; remove it")
+        if "pooled_dim" in cf_encoder_config:
+            raise ValueError("cf_encoder_config.pooled_dim is set from unet_config.pooled_cond_dim; remove it")
         self.cf_encoder = CFEncoder(context_dim=int(unet_config["context_dim"]),
-                                    global_dim=unet_config.get("global_cond_dim"), **cf_encoder_config)
+                                    pooled_dim=unet_config.get("pooled_cond_dim"), **cf_encoder_config)
         self.null_context = nn.Parameter(
             torch.randn(self.cf_encoder.num_tokens, self.cf_encoder.context_dim) * self.cf_encoder.context_dim**-0.5)
         self.controlnet_cfg = resolve_controlnet_config(controlnet)
@@ -147,21 +147,21 @@ class ControlLDM(pl.LightningModule):
         return self.first_stage.decode(z / self.scale_factor).clamp(-1.0, 1.0)
 
     def encode_condition(self, cf: torch.Tensor) -> dict[str, torch.Tensor]:
-        """CF tokens (plus the global CF vector and ControlNet hint features when the model has them):
+        """CF tokens (plus the pooled CF vector and ControlNet hint features when the model has them):
         computed once per batch, reused at every step."""
-        context, global_cond = self.cf_encoder.encode(cf)
+        context, pooled_cond = self.cf_encoder.encode(cf)
         cond = {"context": context}
-        if global_cond is not None:
-            cond["global"] = global_cond
+        if pooled_cond is not None:
+            cond["pooled"] = pooled_cond
         if self.controlnet is not None:
             cond["hint"] = self.controlnet.encode_hint(cf, self.latent_shape[1:])
         return cond
 
     def null_condition(self, like: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The learned null tokens, a zero global vector and a zero hint, batched like `like`."""
+        """The learned null tokens, a zero pooled vector and a zero hint, batched like `like`."""
         context = like["context"]
         null = {"context": self.null_context.to(context.dtype).expand(context.shape[0], -1, -1)}
-        for key in ("global", "hint"):
+        for key in ("pooled", "hint"):
             if key in like:
                 null[key] = torch.zeros_like(like[key])
         return null
@@ -169,10 +169,10 @@ class ControlLDM(pl.LightningModule):
     def apply_model(self, x: torch.Tensor, t: torch.Tensor, cond: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """UNet output (eps or v) for latents `x` at timesteps `t` under condition `cond`."""
         control = None
-        global_cond = cond.get("global")
+        pooled_cond = cond.get("pooled")
         if self.controlnet is not None:
-            control = self.controlnet(x, t, cond["context"], cond["hint"], global_cond=global_cond)
-        return self.unet(x, t, cond["context"], control=control, global_cond=global_cond)
+            control = self.controlnet(x, t, cond["context"], cond["hint"], pooled_cond=pooled_cond)
+        return self.unet(x, t, cond["context"], control=control, pooled_cond=pooled_cond)
 
     # -------------------------------------------------------------------------------------- training
     def diffusion_loss(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None,

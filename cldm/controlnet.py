@@ -95,8 +95,8 @@ class ControlNet(nn.Module):
         return self.hint_encoder(cf, latent_size)
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None,
-                hint_features: torch.Tensor, global_cond: torch.Tensor | None = None) -> list[torch.Tensor]:
-        feats = self.encoder(x, timesteps, context, hint=hint_features, global_cond=global_cond)
+                hint_features: torch.Tensor, pooled_cond: torch.Tensor | None = None) -> list[torch.Tensor]:
+        feats = self.encoder(x, timesteps, context, hint=hint_features, pooled_cond=pooled_cond)
         if self.only_mid_control:
             controls = [torch.zeros_like(f) for f in feats[:-1]]
             return controls + [self.zero_convs[-1](feats[-1]) * self.control_scales[-1]]

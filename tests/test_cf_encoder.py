@@ -28,24 +28,24 @@ def test_tiny_modified_resnet_gives_flattened_feature_map_tokens():
 
 
 @pytest.mark.parametrize("vision_cfg", [TINY_VIT, TINY_RESNET], ids=["vit", "resnet"])
-def test_global_vector_is_the_projected_pooled_feature(vision_cfg):
+def test_pooled_vector_is_the_projected_pooled_feature(vision_cfg):
     torch.manual_seed(0)
-    enc = CFEncoder(context_dim=24, vision_cfg=vision_cfg, global_dim=40)
+    enc = CFEncoder(context_dim=24, vision_cfg=vision_cfg, pooled_dim=40)
     cf = torch.rand(2, 3, 64, 64) * 2 - 1
-    tokens, global_vec = enc.encode(cf)
-    assert global_vec.shape == (2, 40)
+    tokens, pooled_vec = enc.encode(cf)
+    assert pooled_vec.shape == (2, 40)
     assert torch.equal(tokens, enc(cf))
     pooled, raw_tokens = enc.tower_features(enc.preprocess(cf))
     if vision_cfg is TINY_RESNET:  # a ResNet's pooled feature is its mean token
         torch.testing.assert_close(pooled, raw_tokens.mean(dim=1))
     else:  # a ViT's is its class token: not any average of the patch tokens
         assert not torch.allclose(pooled, raw_tokens.mean(dim=1), atol=1e-3)
-    proj = enc.global_proj
-    torch.testing.assert_close(global_vec, enc.token_norm(pooled) @ proj.weight.T + proj.bias)
+    proj = enc.pooled_proj
+    torch.testing.assert_close(pooled_vec, enc.token_norm(pooled) @ proj.weight.T + proj.bias)
     brighter = enc.encode((cf + 0.5).clamp(-1, 1))[1]
-    assert not torch.allclose(brighter, global_vec)
+    assert not torch.allclose(brighter, pooled_vec)
     plain = CFEncoder(context_dim=24, vision_cfg=vision_cfg)
-    assert plain.encode(cf)[1] is None and plain.global_proj is None
+    assert plain.encode(cf)[1] is None and plain.pooled_proj is None
 
 
 def test_preprocess_maps_minus_one_one_to_clip_normalisation():

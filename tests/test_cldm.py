@@ -45,7 +45,7 @@ def test_loss_is_logged_per_timestep_bucket():
 def test_ema_covers_every_trainable_module(repo_root):
     model, _ = build_model(repo_root)
     parts = {"unet": model.unet, "controlnet": model.controlnet, "cf_tower": model.cf_encoder.tower,
-             "cf_proj": model.cf_encoder.proj, "cf_global": model.cf_encoder.global_proj,
+             "cf_proj": model.cf_encoder.proj, "cf_pooled": model.cf_encoder.pooled_proj,
              "label_emb": model.unet.encoder.label_emb, "null": model.null_context}
     before = {k: [p.detach().clone() for p in (v.parameters() if hasattr(v, "parameters") else [v])]
               for k, v in parts.items()}
@@ -92,32 +92,32 @@ def test_controlnet_at_init_leaves_the_prediction_unchanged(repo_root):
         x = torch.randn(2, *model.latent_shape, generator=torch.Generator().manual_seed(1))
         t = torch.tensor([10, 900])
         with_control = model.apply_model(x, t, cond)
-        without = model.unet(x, t, cond["context"], global_cond=cond["global"])
+        without = model.unet(x, t, cond["context"], pooled_cond=cond["pooled"])
     assert without.abs().mean() > 0.01
     assert torch.equal(with_control, without)
 
 
-def test_global_cf_vector_conditions_unet_and_controlnet_and_is_zero_when_dropped(repo_root):
+def test_pooled_cf_vector_conditions_unet_and_controlnet_and_is_zero_when_dropped(repo_root):
     model, cfg = build_model(repo_root)
-    width = cfg.model.params.unet_config.global_cond_dim
+    width = cfg.model.params.unet_config.pooled_cond_dim
     with torch.no_grad():
         gen = torch.Generator().manual_seed(0)
         for p in model.trainable_named_parameters().values():  # zero-initialised layers would hide the path
             p.add_(0.05 * torch.randn(p.shape, generator=gen))
         cond = model.encode_condition(tiny_batch()["cf"])
-        assert cond["global"].shape == (2, width)
+        assert cond["pooled"].shape == (2, width)
         null = model.null_condition(cond)
-        assert torch.count_nonzero(null["global"]) == 0 and null["global"].shape == (2, width)
+        assert torch.count_nonzero(null["pooled"]) == 0 and null["pooled"].shape == (2, width)
         x = torch.randn(2, *model.latent_shape, generator=torch.Generator().manual_seed(1))
         t = torch.tensor([10, 900])
         ref = model.apply_model(x, t, cond)
-        no_global = model.apply_model(x, t, {**cond, "global": torch.zeros_like(cond["global"])})
-        control_only = model.controlnet(x, t, cond["context"], cond["hint"], global_cond=torch.zeros(2, width))
-        mixed = model.unet(x, t, cond["context"], control=control_only, global_cond=cond["global"])
-    assert not torch.allclose(ref, no_global)
-    assert not torch.allclose(ref, mixed)  # the ControlNet branch sees the global vector too
-    with pytest.raises(ValueError, match="global_dim is set from unet_config.global_cond_dim"):
-        build_model(repo_root, "model.params.cf_encoder_config.global_dim=8")
+        no_pooled = model.apply_model(x, t, {**cond, "pooled": torch.zeros_like(cond["pooled"])})
+        control_only = model.controlnet(x, t, cond["context"], cond["hint"], pooled_cond=torch.zeros(2, width))
+        mixed = model.unet(x, t, cond["context"], control=control_only, pooled_cond=cond["pooled"])
+    assert not torch.allclose(ref, no_pooled)
+    assert not torch.allclose(ref, mixed)  # the ControlNet branch sees the pooled vector too
+    with pytest.raises(ValueError, match="pooled_dim is set from unet_config.pooled_cond_dim"):
+        build_model(repo_root, "model.params.cf_encoder_config.pooled_dim=8")
 
 
 def test_sample_shape_range_determinism_and_per_item_generators(repo_root):
@@ -166,8 +166,8 @@ def test_bad_settings_are_clear_errors(repo_root):
         build_model(repo_root, "model.params.parameterization=x0")
 
 
-def test_full_size_aptos_config_builds_with_the_global_cf_vector(repo_root):
-    """configs/dm/aptos_cldm.yaml on the meta device (no memory): latent, token and global shapes."""
+def test_full_size_aptos_config_builds_with_the_pooled_cf_vector(repo_root):
+    """configs/dm/aptos_cldm.yaml on the meta device (no memory): latent, token and pooled shapes."""
     ae = load_config([repo_root / "configs/ae/aptos_kl_f8.yaml"]).model
     cfg = load_config([repo_root / "configs/dm/aptos_cldm.yaml"], ["model.params.first_stage=null",
                                                                    "model.params.scale_factor=0.18"])
@@ -177,6 +177,6 @@ def test_full_size_aptos_config_builds_with_the_global_cf_vector(repo_root):
         cond = model.encode_condition(torch.zeros(2, 3, 256, 256))
     assert model.latent_shape == (4, 32, 48)
     assert cond["context"].shape == (2, 196, 768)  # ViT-B-16 at 224: 14x14 patch tokens
-    assert cond["global"].shape == (2, 768)
+    assert cond["pooled"].shape == (2, 768)
     assert model.unet.encoder.label_emb[0].in_features == 768
     assert model.controlnet.encoder.label_emb[0].in_features == 768

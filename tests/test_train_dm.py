@@ -15,7 +15,7 @@ from ldm.modules.distributions import DiagonalGaussianDistribution
 
 TINY_CONFIG = "configs/dm/tiny_test.yaml"
 TRAIN_STEPS = 1200  # measured own vs other CF (g=3): 900 steps 0.680 vs 0.600, 1200 steps 0.785 vs 0.503 (4/4 eyes);
-# without the global CF vector (unet global_cond_dim=null) 1200 steps give only 0.644 vs 0.571
+# without the pooled CF vector (unet pooled_cond_dim=null) 1200 steps give only 0.644 vs 0.571
 
 
 

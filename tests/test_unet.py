@@ -125,27 +125,27 @@ def test_checkpointing_gives_identical_output_and_gradients(dropout):
         torch.testing.assert_close(grad, results[1][1][name], rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_global_condition_is_embedded_and_added_to_the_time_embedding():
+def test_pooled_condition_is_embedded_and_added_to_the_time_embedding():
     torch.manual_seed(0)
-    model = randomize_(UNetModel(**{**BASE, "global_cond_dim": 6})).eval()
+    model = randomize_(UNetModel(**{**BASE, "pooled_cond_dim": 6})).eval()
     x, t, ctx = inputs()
     g = torch.randn(2, 6, generator=torch.Generator().manual_seed(3))
     first, _, second = model.encoder.label_emb
     by_hand = (model.encoder.time_embed(timestep_embedding(t, BASE["model_channels"]))
                + F.linear(F.silu(F.linear(g, first.weight, first.bias)), second.weight, second.bias))
     torch.testing.assert_close(model.encoder.embed_time(t, g), by_hand)
-    out = model(x, t, ctx, global_cond=g)
+    out = model(x, t, ctx, pooled_cond=g)
     changed = g.clone()
     changed[1] += 1.0
-    other = model(x, t, ctx, global_cond=changed)
+    other = model(x, t, ctx, pooled_cond=changed)
     assert torch.equal(other[0], out[0])  # per item: only the changed item's prediction moves
     assert not torch.allclose(other[1], out[1])
-    with pytest.raises(ValueError, match=r"global_cond must have shape \(2, 6\), got None"):
+    with pytest.raises(ValueError, match=r"pooled_cond must have shape \(2, 6\), got None"):
         model(x, t, ctx)
     with pytest.raises(ValueError, match=r"got \(2, 5\)"):
-        model(x, t, ctx, global_cond=torch.zeros(2, 5))
-    with pytest.raises(ValueError, match="no global_cond_dim"):
-        UNetModel(**BASE)(x, t, ctx, global_cond=g)
+        model(x, t, ctx, pooled_cond=torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="no pooled_cond_dim"):
+        UNetModel(**BASE)(x, t, ctx, pooled_cond=g)
 
 
 def test_bad_configuration_and_input_errors():

@@ -32,7 +32,7 @@ class UNetConfig:
     num_head_channels / num_heads: attention head width, or head count; exactly one positive.
     transformer_depth: OCTTransformerBlocks per SpatialTransformer (int, or one per level).
     context_dim: width of the conditioning tokens for cross-attention (None: no cross-attention).
-    global_cond_dim: width of a global condition vector embedded by ``label_emb`` and added to the time
+    pooled_cond_dim: width of a pooled condition vector embedded by ``label_emb`` and added to the time
         embedding, so it modulates every ResBlock (SDXL's pooled-embedding path; None: no such input).
     use_linear_in_transformer: linear ``proj_in``/``proj_out`` (SD 2.x) instead of 1x1 convs (SD 1.x).
     use_checkpoint: non-reentrant gradient checkpointing of every ResBlock and transformer block.
@@ -52,7 +52,7 @@ class UNetConfig:
     num_heads: int = -1
     transformer_depth: tuple[int, ...] | int = 1
     context_dim: int | None = None
-    global_cond_dim: int | None = None
+    pooled_cond_dim: int | None = None
     use_linear_in_transformer: bool = True
     use_checkpoint: bool = False
     dropout: float = 0.0
@@ -123,7 +123,7 @@ class UNetEncoder(nn.Module):
     ``forward(x, timesteps, context, hint=None)`` returns one feature map per skip connection plus the
     middle-block output last; ``skip_channels`` lists their channel counts in the same order.
     ``hint`` [B, model_channels, H, W] is added after the first input convolution (ControlNet).
-    ``global_cond`` [B, global_cond_dim] is required exactly when the config sets ``global_cond_dim``.
+    ``pooled_cond`` [B, pooled_cond_dim] is required exactly when the config sets ``pooled_cond_dim``.
     """
 
     def __init__(self, **unet_kwargs):
@@ -132,8 +132,8 @@ class UNetEncoder(nn.Module):
         self.config = cfg
         mc, ted = cfg.model_channels, cfg.time_embed_dim
         self.time_embed = nn.Sequential(nn.Linear(mc, ted), nn.SiLU(), nn.Linear(ted, ted))
-        if cfg.global_cond_dim is not None:
-            self.label_emb = nn.Sequential(nn.Linear(cfg.global_cond_dim, ted), nn.SiLU(), nn.Linear(ted, ted))
+        if cfg.pooled_cond_dim is not None:
+            self.label_emb = nn.Sequential(nn.Linear(cfg.pooled_cond_dim, ted), nn.SiLU(), nn.Linear(ted, ted))
         self.input_blocks = nn.ModuleList([TimestepEmbedSequential(nn.Conv2d(cfg.in_channels, mc, 3, padding=1))])
         skip_channels = [mc]
         ch = mc
@@ -156,18 +156,18 @@ class UNetEncoder(nn.Module):
         self.middle_block = TimestepEmbedSequential(*middle)
         self.skip_channels = skip_channels + [ch]
 
-    def embed_time(self, timesteps: torch.Tensor, global_cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Time embedding [B, 4*model_channels] of timesteps [B], plus the embedded global condition."""
+    def embed_time(self, timesteps: torch.Tensor, pooled_cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Time embedding [B, 4*model_channels] of timesteps [B], plus the embedded pooled condition."""
         emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels))
-        expected = self.config.global_cond_dim
+        expected = self.config.pooled_cond_dim
         if expected is None:
-            if global_cond is not None:
-                raise ValueError("this UNet has no global_cond_dim, but a global condition was given")
+            if pooled_cond is not None:
+                raise ValueError("this UNet has no pooled_cond_dim, but a pooled condition was given")
             return emb
-        if global_cond is None or global_cond.shape != (timesteps.shape[0], expected):
-            got = None if global_cond is None else tuple(global_cond.shape)
-            raise ValueError(f"global_cond must have shape ({timesteps.shape[0]}, {expected}), got {got}")
-        return emb + self.label_emb(global_cond.to(emb.dtype))
+        if pooled_cond is None or pooled_cond.shape != (timesteps.shape[0], expected):
+            got = None if pooled_cond is None else tuple(pooled_cond.shape)
+            raise ValueError(f"pooled_cond must have shape ({timesteps.shape[0]}, {expected}), got {got}")
+        return emb + self.label_emb(pooled_cond.to(emb.dtype))
 
     def encode(
         self,
@@ -197,15 +197,15 @@ class UNetEncoder(nn.Module):
         timesteps: torch.Tensor,
         context: torch.Tensor | None,
         hint: torch.Tensor | None = None,
-        global_cond: torch.Tensor | None = None,
+        pooled_cond: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
-        return self.encode(x, self.embed_time(timesteps, global_cond), context, hint)
+        return self.encode(x, self.embed_time(timesteps, pooled_cond), context, hint)
 
 
 class UNetModel(nn.Module):
     """Full denoising UNet: ``encoder`` (a ``UNetEncoder``), ``output_blocks`` and ``out``.
 
-    ``forward(x, timesteps, context, control=None, global_cond=None)``: ``control`` holds one tensor per
+    ``forward(x, timesteps, context, control=None, pooled_cond=None)``: ``control`` holds one tensor per
     entry of ``encoder.skip_channels`` (skips first, middle last) added to the skips and the middle output.
     """
 
@@ -240,9 +240,9 @@ class UNetModel(nn.Module):
         timesteps: torch.Tensor,
         context: torch.Tensor | None,
         control: list[torch.Tensor] | None = None,
-        global_cond: torch.Tensor | None = None,
+        pooled_cond: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        emb = self.encoder.embed_time(timesteps, global_cond)
+        emb = self.encoder.embed_time(timesteps, pooled_cond)
         skips = self.encoder.encode(x, emb, context)
         if control is not None:
             if len(control) != len(skips):
