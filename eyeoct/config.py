@@ -46,17 +46,18 @@ def _load_yaml(path: Path, chain: tuple[Path, ...]) -> DictConfig:
     return OmegaConf.merge(*parts, node) if parts else node
 
 
-def parse_overrides(overrides: Iterable[str]) -> DictConfig:
-    """Turn `key.sub=value` strings into a config; values are parsed as YAML scalars."""
-    items = list(overrides)
-    for item in items:
-        key, sep, _ = item.partition("=")
+def apply_overrides(cfg: DictConfig, overrides: Iterable[str]) -> None:
+    """Apply `key.sub=value` strings in order; values are parsed as YAML (scalars, [lists], {maps}),
+    and a numeric key part indexes a list (`callbacks.0.params.every_n_steps=2`)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not of the form key.sub=value")
-    try:
-        return OmegaConf.from_dotlist(items)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"cannot parse overrides {items}: {err}") from err
+        try:
+            value = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={raw}"]), resolve=False)["value"]
+            OmegaConf.update(cfg, key.strip(), value, merge=True)
+        except (OmegaConfBaseException, TypeError, ValueError, IndexError) as err:
+            raise ConfigError(f"cannot apply override {item!r}: {err}") from err
 
 
 def load_config(paths: Sequence[str | Path], overrides: Iterable[str] = ()) -> DictConfig:
@@ -64,7 +65,8 @@ def load_config(paths: Sequence[str | Path], overrides: Iterable[str] = ()) -> D
     if not paths:
         raise ConfigError("no config file given: pass at least one --config FILE")
     parts = [_load_yaml(Path(p), ()) for p in paths]
-    cfg = OmegaConf.merge(*parts, parse_overrides(overrides))
+    cfg = OmegaConf.merge(*parts)
+    apply_overrides(cfg, overrides)
     cfg[SOURCES_KEY] = [str(Path(p)) for p in paths]
     return cfg
 

@@ -65,6 +65,21 @@ def test_bad_override_is_named(tmp_path):
         load_config([a], ["model.lr"])
 
 
+def test_overrides_reach_list_items_by_index_and_keep_interpolations(tmp_path):
+    a = write(tmp_path / "a.yaml", """
+        size: 64
+        callbacks:
+          - {target: a.B, params: {every: 10, size: "${size}"}}
+          - {target: a.C}
+    """)
+    cfg = load_config([a], ["callbacks.0.params.every=2", "callbacks.1.params={k: 3}", "size=${other}", "other=5"])
+    assert cfg.callbacks[0].params.every == 2 and cfg.callbacks[0].target == "a.B"
+    assert cfg.callbacks[1].params.k == 3
+    assert cfg.callbacks[0].params.size == 5  # resolved at access time, after every override
+    with pytest.raises(ConfigError, match=r"callbacks.5.params.every=1"):
+        load_config([a], ["callbacks.5.params.every=1"])
+
+
 def test_missing_required_key_names_key_and_files(tmp_path):
     a = write(tmp_path / "a.yaml", "model:\n  first_stage: ???\n")
     cfg = load_config([a])

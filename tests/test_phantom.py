@@ -6,6 +6,7 @@ import pytest
 from scipy.ndimage import gaussian_filter, median_filter
 
 from eyeoct.data.phantom import PhantomCase, PhantomConfig, render_case
+from eyeoct.data.phantom_cf import myopic_crescent_width_mm
 from eyeoct.data.phantom_layers import VITREOUS
 
 SMALL = PhantomConfig(cf_size=64, oct_height=64, oct_width=64)
@@ -179,7 +180,8 @@ def test_vessels_crossing_a_bscan_are_vessels_in_the_cf():
 
 
 def test_axial_length_shows_in_both_modalities():
-    """Myopic (long) eyes: deeper and more curved retina in the OCT, tessellated fundus in the CF."""
+    """Myopic (long) eyes: deeper and more curved retina in the OCT; tessellated fundus and a peripapillary
+    crescent in the CF."""
     config = _with(MEDIUM, p_drusen=0.0, p_diabetic=0.0)
     cases = sorted((render_case(3, i, config, noise_free=True) for i in range(10)), key=lambda c: c.meta["myopia"])
     short, long_ = cases[0], cases[-1]
@@ -203,3 +205,16 @@ def test_axial_length_shows_in_both_modalities():
         return np.std((red - gaussian_filter(red, 6))[inside]) / red[inside].mean()
 
     assert texture(long_) > 1.4 * texture(short)
+
+    def blue_beside_disc(case, offset_mm):  # blue of the CF just off the disc's edge, towards the fovea
+        disc, fovea = np.array(case.meta["disc_px"]), np.array(case.meta["fovea_px"])
+        towards = (fovea - disc) / np.linalg.norm(fovea - disc)
+        col, row = np.round(disc + towards * (case.meta["disc_radius_mm"][0] + offset_mm)
+                            / case.meta["cf_mm_per_px"]).astype(int)
+        return float(case.cf[row, col, 2])
+
+    assert myopic_crescent_width_mm(short.meta["myopia"]) < 0.05
+    middle_of_crescent = myopic_crescent_width_mm(long_.meta["myopia"]) / 2
+    assert middle_of_crescent > 0.25
+    # the atrophic crescent is bare sclera (ATROPHY_RGB blue 0.66), the fundus there is orange (blue ~0.15)
+    assert blue_beside_disc(long_, middle_of_crescent) > 2 * blue_beside_disc(short, middle_of_crescent)

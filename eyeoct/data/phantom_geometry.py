@@ -120,8 +120,9 @@ def apply_axial_length(geom: EyeGeometry, myopia: float) -> None:
     """Couple the eye's length to what both modalities show, as in real myopia.
 
     OCT: a longer eye is more curved, sits deeper in the scan window and has a thinner choroid.
-    CF: a paler, tessellated fundus (the choroidal texture shows through the thinner fundus, see phantom_cf).
-    The values drawn before stay as small eye-to-eye variation that the CF does not show.
+    CF: a paler, tessellated fundus (the choroidal texture shows through the thinner fundus) and a
+    peripapillary atrophy crescent at the disc's temporal edge (see phantom_cf).
+    The values drawn before stay, scaled to 30%, as eye-to-eye variation that the CF does not show.
     """
     geom.myopia = myopia
     geom.retina_curvature = 0.006 + 0.018 * myopia + 0.3 * (geom.retina_curvature - 0.015)
