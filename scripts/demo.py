@@ -1,6 +1,6 @@
 """The built-in demo on CPU: phantom data -> stage 1 -> stage 2 -> inference -> baselines -> evaluation.
 
-    python scripts/demo.py                       # about 15 minutes on 2 cores
+    python scripts/demo.py                       # about 8 minutes on 2 cores
     python scripts/demo.py --ddim-steps 20 ae.trainer.max_steps=200 dm.trainer.max_steps=200   # quicker look
 
 Everything is written to a new folder runs/demo/<timestamp>/ (see eyeoct/demo.py); its report.html
