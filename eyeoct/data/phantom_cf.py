@@ -94,8 +94,8 @@ def _disc_masks(geom: EyeGeometry, x: np.ndarray, y: np.ndarray, soft_mm: float)
 
 
 def myopic_crescent_width_mm(myopia: float) -> float:
-    """Width of the peripapillary atrophy crescent: none in short eyes, up to 0.8 mm in the longest."""
-    return 0.8 * max(0.0, myopia - 0.2) / 0.8
+    """Width of the peripapillary atrophy crescent: none up to myopia 0.2, then growing to 0.8 mm at 1."""
+    return max(0.0, myopia - 0.2)
 
 
 def _myopic_crescent(geom: EyeGeometry, x: np.ndarray, y: np.ndarray, soft_mm: float) -> np.ndarray:
