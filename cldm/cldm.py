@@ -1,6 +1,7 @@
 """ControlLDM: the stage-2 LightningModule turning a CF image into the six OCT B-scans in latent space."""
 from __future__ import annotations
 
+import copy
 import logging
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cldm.cf_encoder import CFEncoder
@@ -17,7 +18,7 @@ from cldm.conditioning import drop_conditions, timestep_bucket_losses
 from cldm.controlnet import ControlNet, num_downsampling_stages
 from eyeoct.config import instantiate_from_config, load_config, require
 from eyeoct.data.cases import NUM_SLICES
-from ldm.models.autoencoder import load_exported_autoencoder
+from ldm.models.autoencoder import AutoencoderKL, autoencoder_spec, load_exported_autoencoder
 from ldm.models.diffusion.ddim import DDIMSampler
 from ldm.models.diffusion.schedule import NoiseSchedule, check_parameterization
 from ldm.modules.ema import EMA
@@ -26,6 +27,7 @@ from ldm.sd_init import init_unet_from_sd
 
 logger = logging.getLogger(__name__)
 
+FIRST_STAGE_SPEC_KEY = "first_stage_spec"  # checkpoint entry: the autoencoder's config, for a moved export
 CONTROLNET_DEFAULTS = dict(enabled=False, sd_locked=False, only_mid_control=False, control_scales=1.0,
                            hint_channels=3, hint_hidden_channels=[16, 32, 96, 256], init_from_unet=True)
 
@@ -211,6 +213,11 @@ class ControlLDM(pl.LightningModule):
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=per_sample.shape[0])
         return loss
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the autoencoder's config beside its weights, so inference can rebuild it without the export."""
+        if isinstance(self.first_stage, AutoencoderKL):
+            checkpoint[FIRST_STAGE_SPEC_KEY] = autoencoder_spec(self.first_stage, self.scale_factor)
+
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.ema is not None:
             self.ema.update()
@@ -259,14 +266,32 @@ class ControlLDM(pl.LightningModule):
 
     @classmethod
     def load_for_inference(cls, ckpt_path: str | Path, config: DictConfig | str | Path) -> "ControlLDM":
-        """Build the model from a run config (or its YAML path) and load a checkpoint (weights_only)."""
-        cfg = config if isinstance(config, DictConfig) else load_config([config])
-        model = instantiate_from_config(require(cfg, "model"))
-        if not isinstance(model, cls):
-            raise ValueError(f"config model target builds {type(model).__name__}, expected {cls.__name__}")
+        """Build the model from a run config (or its YAML path) and load a checkpoint (weights_only).
+
+        When the config's stage-1 export folder is gone (a run copied elsewhere), the autoencoder is
+        rebuilt from the config the checkpoint keeps (see `on_save_checkpoint`); its weights are in the
+        checkpoint anyway.
+        """
+        cfg = copy.deepcopy(config) if isinstance(config, DictConfig) else load_config([config])
         ckpt_path = Path(ckpt_path)
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"stage-2 checkpoint not found: {ckpt_path}")
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        export = OmegaConf.select(cfg, "model.params.first_stage")
+        if export and not Path(export).exists():
+            spec = state.get(FIRST_STAGE_SPEC_KEY)
+            if spec is None:
+                raise FileNotFoundError(
+                    f"stage-1 export folder not found: {export} (model.params.first_stage), and {ckpt_path} "
+                    f"keeps no copy of the autoencoder's config; if the run was moved, pass --first-stage "
+                    f"<ae_run>/export")
+            logger.info("stage-1 export %s not found: autoencoder rebuilt from the config kept in %s", export,
+                        ckpt_path)
+            cfg.model.params.first_stage = None
+            cfg.model.params.first_stage_config = {"target": spec["target"], "params": spec["params"]}
+            cfg.model.params.scale_factor = spec["scale_factor"]
+        model = instantiate_from_config(require(cfg, "model"))
+        if not isinstance(model, cls):
+            raise ValueError(f"config model target builds {type(model).__name__}, expected {cls.__name__}")
         model.load_state_dict(state.get("state_dict", state))
         return model.eval()

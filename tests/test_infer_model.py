@@ -134,8 +134,17 @@ def test_a_moved_stage1_export_is_named_and_found_again_with_first_stage(tmp_pat
     torch.save({"state_dict": model.state_dict()}, run / "checkpoints" / "last.ckpt")
     (tmp_path / "ae").rename(tmp_path / "copied_ae")
 
-    with pytest.raises(SystemExit, match=r"stage-1 export folder not found: .*ae/export .*--first-stage"):
+    with pytest.raises(SystemExit, match=r"stage-1 export folder not found: .*ae/export.*--first-stage"):
         cli_entry(["--run", str(run), "--input", str(photos), "--out", str(tmp_path / "o")])
     result = infer(run, photos, tmp_path / "out", "--first-stage", str(tmp_path / "copied_ae" / "export"))
     assert result.cases == ["a", "b", "c"]
-    assert read_volume(tmp_path / "out" / "a").shape == (6, 320, 448)
+    found_again = read_volume(tmp_path / "out" / "a")
+    assert found_again.shape == (6, 320, 448)
+
+    # checkpoints written by training keep the autoencoder's config: no export folder needed at all
+    checkpoint = {"state_dict": model.state_dict()}
+    model.on_save_checkpoint(checkpoint)
+    assert checkpoint["first_stage_spec"]["params"]["ddconfig"] == dict(autoencoder.ddconfig)
+    torch.save(checkpoint, run / "checkpoints" / "last.ckpt")
+    infer(run, photos, tmp_path / "self_contained")
+    np.testing.assert_array_equal(read_volume(tmp_path / "self_contained" / "a"), found_again)

@@ -40,6 +40,9 @@ def test_train_dm_runs_logs_grids_and_lowers_the_loss(repo_root, tmp_path):
     load_script(repo_root).main(["--config", str(repo_root / TINY_CONFIG), *overrides])
     (run_dir,) = list((tmp_path / "dm_tiny_test").iterdir())
     assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    spec = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["first_stage_spec"]
+    assert spec["target"] == "ldm.models.autoencoder.AutoencoderKL" and spec["scale_factor"] == 1.0
+    assert spec["params"]["ddconfig"]["ch_mult"] == [1, 2]  # configs/dm/tiny_test.yaml's autoencoder
 
     # grids: 2 cases x [CF | 6 real | 6 generated] of 32x32 panels, every 10 steps
     grids = sorted(p.name for p in (run_dir / "samples").glob("*.png"))

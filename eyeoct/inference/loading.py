@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from cldm.cldm import ControlLDM
 from eyeoct.config import load_config, require
@@ -57,15 +56,11 @@ def load_inference_model(config: str | Path, ckpt: str | Path, device: str | tor
 
     EMA weights are sampled with when the checkpoint has them (the run was trained with `use_ema`)
     unless `use_ema` is False. `first_stage` replaces the config's stage-1 export folder (a run copied
-    to another machine); its autoencoder weights are then overwritten by the checkpoint's copy.
+    to another machine; checkpoints that keep the autoencoder's config do without it).
     """
     cfg = load_config([config])
     if first_stage is not None:
         cfg.model.params.first_stage = str(first_stage)
-    export = OmegaConf.select(cfg, "model.params.first_stage")
-    if export and not Path(export).exists():
-        raise FileNotFoundError(f"stage-1 export folder not found: {export} (model.params.first_stage in {config}); "
-                                f"if the run was moved, pass --first-stage <ae_run>/export")
     cf_size = int(require(cfg, "model.params.cf_size"))
     model = ControlLDM.load_for_inference(ckpt, cfg).to(device)
     model.use_ema = bool(use_ema and model.ema is not None)

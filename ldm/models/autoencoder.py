@@ -246,6 +246,12 @@ def measure_scale_factor(model: AutoencoderKL, batches: Iterable[Any], n_batches
     return 1.0 / math.sqrt(variance), used
 
 
+def autoencoder_spec(model: AutoencoderKL, scale_factor: float) -> dict:
+    """What rebuilds `model` for encoding/decoding: target, constructor params (no loss) and scale factor."""
+    return {"target": TARGET, "params": {"ddconfig": dict(model.ddconfig), "input_key": model.input_key},
+            "scale_factor": float(scale_factor)}
+
+
 def export_autoencoder(model: AutoencoderKL, out_dir: str | Path, scale_factor: float,
                        n_batches_measured: int) -> Path:
     """Write ``autoencoder.safetensors`` (encoder/decoder weights) and ``autoencoder.yaml`` to ``out_dir``."""
@@ -254,8 +260,7 @@ def export_autoencoder(model: AutoencoderKL, out_dir: str | Path, scale_factor: 
     weights = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()
                if not name.startswith("loss.")}
     save_file(weights, str(out_dir / EXPORT_WEIGHTS))
-    spec = {"target": TARGET, "params": {"ddconfig": dict(model.ddconfig), "input_key": model.input_key},
-            "scale_factor": float(scale_factor), "n_batches_measured": int(n_batches_measured)}
+    spec = {**autoencoder_spec(model, scale_factor), "n_batches_measured": int(n_batches_measured)}
     (out_dir / EXPORT_CONFIG).write_text(yaml.safe_dump(spec, sort_keys=False))
     logger.info("exported autoencoder to %s (scale_factor %.6g over %d batches)", out_dir, scale_factor,
                 n_batches_measured)
