@@ -4,11 +4,8 @@ Every trainable part (UNet, ControlNet, CF tower and projections, pooled-vector 
 receive a gradient on every rank, or DDP without find_unused_parameters fails; the sampling callback and
 EMA must not stall the other rank.
 """
-import os
-import subprocess
-import sys
-
 from ae_helpers import REPO_ROOT, adam_steps, load_checkpoint, only_run_dir
+from ddp_helpers import run_two_process_ddp
 
 from eyeoct.config import instantiate_from_config, load_config
 
@@ -18,14 +15,8 @@ STEPS = 4
 
 
 def test_two_process_ddp_fit_finishes_on_both_ranks_with_ema(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
-    for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_PORT"):
-        env.pop(var, None)
-    command = [sys.executable, str(TRAIN_DM), "--config", str(TINY_CONFIG), f"run.root={tmp_path}",
-               "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", f"trainer.max_steps={STEPS}",
-               f"trainer.val_check_interval={STEPS}", "callbacks.0.params.every_n_steps=2"]
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = run_two_process_ddp(TRAIN_DM, TINY_CONFIG, tmp_path, [
+        f"trainer.max_steps={STEPS}", f"trainer.val_check_interval={STEPS}", "callbacks.0.params.every_n_steps=2"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in result.stderr + result.stdout
     assert result.stderr.count(f"finished at step {STEPS}") == 2, result.stderr[-3000:]
