@@ -29,11 +29,15 @@ def render(indices: range) -> tuple[np.ndarray, list[dict]]:
     return np.stack([c.oct for c in cases]).astype(np.float64), [c.meta for c in cases]
 
 
-def nearest_by_metadata(meta: dict, train_meta: list[dict], k: int) -> np.ndarray:
-    """Indices of the k training eyes of the same laterality and pathology closest in myopia."""
-    same = [i for i, m in enumerate(train_meta)
+def same_kind(meta: dict, train_meta: list[dict]) -> list[int]:
+    """Indices of the training eyes with the same laterality and pathology."""
+    return [i for i, m in enumerate(train_meta)
             if (m["laterality"], m["pathology"]) == (meta["laterality"], meta["pathology"])]
-    return np.array(sorted(same, key=lambda i: abs(train_meta[i]["myopia"] - meta["myopia"]))[:k])
+
+
+def nearest_by_metadata(meta: dict, train_meta: list[dict], k: int) -> list[int]:
+    """Indices of the k training eyes of the same laterality and pathology closest in myopia."""
+    return sorted(same_kind(meta, train_meta), key=lambda i: abs(train_meta[i]["myopia"] - meta["myopia"]))[:k]
 
 
 def score(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -53,7 +57,7 @@ def main() -> None:
     predictions = {
         "mean": np.broadcast_to(train.mean(axis=0), truth.shape),
         "same laterality + pathology": np.stack([
-            train[nearest_by_metadata(m, train_meta, len(train))].mean(axis=0) for m in test_meta]),
+            train[same_kind(m, train_meta)].mean(axis=0) for m in test_meta]),
         f"{args.k} nearest by metadata": np.stack([
             train[nearest_by_metadata(m, train_meta, args.k)].mean(axis=0) for m in test_meta]),
     }

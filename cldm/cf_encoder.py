@@ -109,7 +109,6 @@ class CFEncoder(nn.Module):
         self.token_norm = nn.LayerNorm(feature_dim) if self.is_resnet else nn.Identity()
         self.proj = nn.Linear(feature_dim, context_dim)
         self.token_pos = nn.Parameter(torch.zeros(self.num_tokens, context_dim))
-        self.pooled_dim = pooled_dim
         self.pooled_proj = nn.Linear(feature_dim, pooled_dim) if pooled_dim is not None else None
         self.register_buffer("mean", torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1), persistent=False)

@@ -160,12 +160,10 @@ class ControlLDM(pl.LightningModule):
         return cond
 
     def null_condition(self, like: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The learned null tokens, a zero pooled vector and a zero hint, batched like `like`."""
+        """The learned null tokens, and zeros for every other condition (pooled vector, hint), batched like `like`."""
         context = like["context"]
-        null = {"context": self.null_context.to(context.dtype).expand(context.shape[0], -1, -1)}
-        for key in ("pooled", "hint"):
-            if key in like:
-                null[key] = torch.zeros_like(like[key])
+        null = {key: torch.zeros_like(value) for key, value in like.items() if key != "context"}
+        null["context"] = self.null_context.to(context.dtype).expand(context.shape[0], -1, -1)
         return null
 
     def apply_model(self, x: torch.Tensor, t: torch.Tensor, cond: Mapping[str, torch.Tensor]) -> torch.Tensor:
