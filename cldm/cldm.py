@@ -11,11 +11,13 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.strategies import FSDPStrategy
 from torch import nn
 
 from cldm.cf_encoder import CFEncoder
-from cldm.conditioning import drop_conditions, timestep_bucket_losses
+from cldm.conditioning import drop_conditions
 from cldm.controlnet import ControlNet, num_downsampling_stages
+from cldm.timestep_losses import TimestepLossBuckets
 from eyeoct.config import instantiate_from_config, load_config, require
 from eyeoct.data.cases import NUM_SLICES
 from ldm.models.autoencoder import AutoencoderKL, autoencoder_spec, load_exported_autoencoder
@@ -23,6 +25,7 @@ from ldm.models.diffusion.ddim import DDIMSampler
 from ldm.models.diffusion.schedule import NoiseSchedule, check_parameterization
 from ldm.modules.ema import EMA
 from ldm.modules.unet import UNetModel
+from ldm.randomness import StepRandomness
 from ldm.sd_init import init_unet_from_sd
 
 logger = logging.getLogger(__name__)
@@ -64,12 +67,14 @@ def build_first_stage(first_stage: str | None, first_stage_config: Mapping | Non
     return autoencoder.eval(), float(scale_factor)
 
 
-class ControlLDM(pl.LightningModule):
+class ControlLDM(StepRandomness, pl.LightningModule):
     """Latent diffusion conditioned on a CF image: cross-attention to CF tokens plus an optional ControlNet.
 
     Trains the UNet (its decoder only with `controlnet.sd_locked`), the ControlNet, the CF encoder's
     projection (and tower if trainable) and a learned null condition used with probability `p_uncond`
-    for classifier-free guidance. EMA weights of every trainable parameter are kept in the checkpoint.
+    for classifier-free guidance. EMA weights of every trainable parameter are kept in the checkpoint,
+    updated once per optimiser step and swapped in once per validation run. Every random draw of a
+    training step comes from `micro_batch_generator` (run seed, global rank, global step, micro-batch).
     """
 
     def __init__(self, unet_config: dict, cf_encoder_config: dict, image_size: int | Sequence[int], cf_size: int,
@@ -106,6 +111,8 @@ class ControlLDM(pl.LightningModule):
         self.val_seed = int(val_seed)
         # every trainable part: UNet, ControlNet, CF encoder (projection, tower if trainable), null tokens
         self.ema = EMA(list(self.trainable_named_parameters().values()), decay=ema_decay) if use_ema else None
+        if self.ema is not None:  # DDP would broadcast every shadow from rank 0 before each forward
+            self._ddp_params_and_buffers_to_ignore = self.ema.ddp_ignored_buffers("ema")
 
     # ----------------------------------------------------------------------------------------- build
     def _measure_latent_shape(self) -> tuple[int, int, int]:
@@ -138,10 +145,11 @@ class ControlLDM(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------ conditions
     @torch.no_grad()
-    def encode_oct(self, oct_volume: torch.Tensor, sample_posterior: bool = True) -> torch.Tensor:
-        """Scaled latent of an OCT volume [B, 6, H, W] in [-1, 1] (a posterior sample, or its mean)."""
+    def encode_oct(self, oct_volume: torch.Tensor, sample_posterior: bool = True,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """Scaled float32 latent of an OCT volume [B, 6, H, W] in [-1, 1] (a posterior sample, or its mean)."""
         posterior = self.first_stage.encode(oct_volume)
-        return (posterior.sample() if sample_posterior else posterior.mode()) * self.scale_factor
+        return (posterior.sample(generator) if sample_posterior else posterior.mode()) * self.scale_factor
 
     @torch.no_grad()
     def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
@@ -175,48 +183,72 @@ class ControlLDM(pl.LightningModule):
         return self.unet(x, t, cond["context"], control=control, pooled_cond=pooled_cond)
 
     # -------------------------------------------------------------------------------------- training
-    def diffusion_loss(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None,
-                       p_uncond: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-sample MSE to the target, with the timesteps used and the drop mask.
+    def diffusion_loss(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator,
+                       p_uncond: float | None = None, sample_posterior: bool = False
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-sample MSE [B] to the eps/v target, the timesteps [B] used and the drop mask [B].
 
-        With a `generator` (seeded evaluation) the latent is the posterior mean, so the loss is reproducible.
+        Every draw (posterior sample, drop mask, timesteps, noise) comes from `generator`, in that order.
+        Latents, noise and target are float32 whatever the autocast dtype; only the model runs in it.
         """
-        z0 = self.encode_oct(batch["oct"], sample_posterior=generator is None)
+        z0 = self.encode_oct(batch["oct"], sample_posterior, generator)
         cond = self.encode_condition(batch["cf"])
         cond, dropped = drop_conditions(cond, self.null_condition(cond),
                                         self.p_uncond if p_uncond is None else p_uncond, generator)
         t = self.schedule.sample_timesteps(z0.shape[0], z0.device, generator)
-        gen_device = generator.device if generator is not None else z0.device
-        noise = torch.randn(z0.shape, generator=generator, device=gen_device).to(z0)
+        noise = torch.randn(z0.shape, generator=generator, device=generator.device, dtype=torch.float32)
+        noise = noise.to(z0.device)
         out = self.apply_model(self.schedule.q_sample(z0, t, noise), t, cond)
         target = self.schedule.training_target(z0, noise, t, self.parameterization)
-        per_sample = F.mse_loss(out.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        per_sample = F.mse_loss(out.float(), target, reduction="none").mean(dim=(1, 2, 3))
         return per_sample, t, dropped
 
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
-        per_sample, t, _ = self.diffusion_loss(batch)
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Loss of one micro-batch, with its per-sample losses and timesteps for `TimestepLossBuckets`."""
+        accumulate = self._trainer.accumulate_grad_batches if self._trainer is not None else 1
+        generator = self.micro_batch_generator(batch_idx % accumulate)
+        per_sample, t, _ = self.diffusion_loss(batch, generator, sample_posterior=True)
         loss = per_sample.mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=per_sample.shape[0])
-        buckets = timestep_bucket_losses(per_sample.detach(), t, self.schedule.num_timesteps, self.loss_buckets)
-        for name, value in buckets.items():
-            self.log(f"train/{name}", value, on_step=True, on_epoch=False)
-        return loss
+        return {"loss": loss, "per_sample_loss": per_sample.detach(), "timesteps": t}
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         """Loss with the condition always on and seeded noise/timesteps, so values compare across steps."""
-        generator = torch.Generator().manual_seed(self.val_seed + batch_idx)
-        with self.ema_weights():
-            per_sample, _, _ = self.diffusion_loss(batch, generator=generator, p_uncond=0.0)
+        generator = torch.Generator(device=self.device).manual_seed(self.val_seed + batch_idx)
+        with self.ema_weights():  # already swapped in for the whole run by on_validation_epoch_start
+            per_sample, _, _ = self.diffusion_loss(batch, generator, p_uncond=0.0)
         loss = per_sample.mean()
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=per_sample.shape[0])
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        if self.use_ema and self.ema is not None:
+            self.ema.swap()
+
+    def on_validation_epoch_end(self) -> None:
+        if self.use_ema and self.ema is not None:
+            self.ema.swap()
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and isinstance(self.trainer.strategy, FSDPStrategy):
+            raise ValueError(
+                "trainer.strategy=fsdp is not supported for stage 2 (ControlLDM): its EMA and sampling need "
+                "whole parameters. Use trainer.strategy=ddp: the APTOS stage-2 config needs about 19 GiB per "
+                "GPU at batch 8 with bf16-mixed and gradient checkpointing (README, 'Multi-GPU and precision').")
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        return [TimestepLossBuckets(self.schedule.num_timesteps, self.loss_buckets)]
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the autoencoder's config beside its weights, so inference can rebuild it without the export."""
+        if self.ema is not None and self.ema.swapped:
+            raise RuntimeError("a checkpoint was requested while the EMA weights are swapped into the model")
         if isinstance(self.first_stage, AutoencoderKL):
             checkpoint[FIRST_STAGE_SPEC_KEY] = autoencoder_spec(self.first_stage, self.scale_factor)
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Step the optimiser, then the EMA: once per optimiser step, whatever the gradient accumulation."""
+        super().optimizer_step(*args, **kwargs)
         if self.ema is not None:
             self.ema.update()
 
@@ -231,7 +263,7 @@ class ControlLDM(pl.LightningModule):
     # ------------------------------------------------------------------------------------- inference
     @contextmanager
     def ema_weights(self, enabled: bool | None = None) -> Iterator[None]:
-        """Temporarily swap the EMA weights in (default: when `use_ema`)."""
+        """Temporarily swap the EMA weights in (default: when `use_ema`); nested use swaps nothing more."""
         enabled = self.use_ema if enabled is None else enabled
         if not enabled or self.ema is None:
             with nullcontext():
@@ -239,6 +271,14 @@ class ControlLDM(pl.LightningModule):
             return
         with self.ema.average_parameters():
             yield
+
+    def merge_ema(self) -> None:
+        """Copy the EMA weights into the model for good and drop the EMA (inference: load once, no swaps)."""
+        if self.ema is None:
+            raise ValueError("this model has no EMA weights to merge")
+        self.ema.copy_to()
+        self.ema = None
+        self.use_ema = False
 
     @torch.no_grad()
     def sample(self, cf: torch.Tensor, steps: int = 50, eta: float = 0.0, guidance_scale: float = 1.0,

@@ -42,7 +42,8 @@ class DiffusionSampleCallback(pl.Callback):
     """Samples `num_cases` fixed validation cases with a few DDIM steps every `every_n_steps` steps.
 
     Writes `<run>/samples/step_XXXXXXX.png`, the same grid to TensorBoard (`samples/grid`), and logs
-    `val/sample_ssim` and `val/sample_psnr`; also once at the end of training.
+    `val/sample_ssim` and `val/sample_psnr`; also once at the end of training. Only global rank 0 samples
+    (the model is called outside the DDP wrapper, so the other ranks need not wait in step).
     """
 
     def __init__(self, every_n_steps: int = 100, num_cases: int = 4, ddim_steps: int = 10, eta: float = 0.0,
@@ -61,39 +62,36 @@ class DiffusionSampleCallback(pl.Callback):
         self._last_step = -1
 
     def _validation_cases(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first `num_cases` cases of the validation dataset (the same whatever the rank count)."""
         if self._cases is None:
-            cfs, octs, count = [], [], 0
-            for batch in trainer.datamodule.val_dataloader():
-                cfs.append(batch["cf"])
-                octs.append(batch["oct"])
-                count += len(batch["cf"])
-                if count >= self.num_cases:
-                    break
-            if not cfs:
-                raise ValueError("DiffusionSampleCallback: the validation dataloader yielded no batch")
-            self._cases = torch.cat(cfs)[: self.num_cases], torch.cat(octs)[: self.num_cases]
+            dataset = trainer.datamodule.val_dataloader().dataset
+            if len(dataset) == 0:
+                raise ValueError("DiffusionSampleCallback: the validation dataset is empty")
+            cases = [dataset[i] for i in range(min(self.num_cases, len(dataset)))]
+            self._cases = torch.stack([c["cf"] for c in cases]), torch.stack([c["oct"] for c in cases])
         return self._cases
 
-    def sample_and_log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
-        """Sample the fixed cases (seeded), log metrics and the grid; returns the metrics."""
+    def sample_and_log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float] | None:
+        """On rank 0: sample the fixed cases (seeded), log metrics and the grid; returns the metrics."""
         step = trainer.global_step
         self._last_step = step
+        if not trainer.is_global_zero:
+            return None
         cf, real = (t.to(pl_module.device) for t in self._validation_cases(trainer))
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         generated = pl_module.sample(cf, steps=self.ddim_steps, eta=self.eta,
                                      guidance_scale=self.guidance_scale, generator=generator)
         metrics = sample_metrics(generated, real)
-        if trainer.is_global_zero:
-            grid = sample_grid(cf, real, generated)
-            out_dir = Path(trainer.default_root_dir) / "samples"
-            out_dir.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(grid).save(out_dir / f"step_{step:07d}.png")
-            if trainer.logger is not None:
-                trainer.logger.log_metrics({f"val/sample_{k}": v for k, v in metrics.items()}, step=step)
-                experiment = getattr(trainer.logger, "experiment", None)
-                if hasattr(experiment, "add_image"):
-                    experiment.add_image("samples/grid", grid, global_step=step, dataformats="HWC")
-            logger.info("step %d: sample SSIM %.4f, PSNR %.2f dB", step, metrics["ssim"], metrics["psnr"])
+        grid = sample_grid(cf, real, generated)
+        out_dir = Path(trainer.default_root_dir) / "samples"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grid).save(out_dir / f"step_{step:07d}.png")
+        if trainer.logger is not None:
+            trainer.logger.log_metrics({f"val/sample_{k}": v for k, v in metrics.items()}, step=step)
+            experiment = getattr(trainer.logger, "experiment", None)
+            if hasattr(experiment, "add_image"):
+                experiment.add_image("samples/grid", grid, global_step=step, dataformats="HWC")
+        logger.info("step %d: sample SSIM %.4f, PSNR %.2f dB", step, metrics["ssim"], metrics["psnr"])
         return metrics
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -16,6 +16,8 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from eyeoct.files import atomic_write
+
 ALLOWED_TARGET_PREFIXES = ("eyeoct.", "ldm.", "cldm.", "torch.", "pytorch_lightning.")
 SOURCES_KEY = "config_files"
 
@@ -141,7 +143,5 @@ def save_config(cfg: DictConfig, path: str | Path) -> Path:
     if path.exists():
         raise ConfigError(f"refusing to overwrite existing config file {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    tmp.replace(path)
-    return path
+    text = OmegaConf.to_yaml(cfg, resolve=True).encode()
+    return atomic_write(path, lambda handle: handle.write(text))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,8 +15,11 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from eyeoct.config import instantiate_from_config, require, to_container
+from eyeoct.config import ConfigError, instantiate_from_config, require, to_container
+from eyeoct.data.datamodule import EyeOCTDataModule
+from eyeoct.files import atomic_write
 from eyeoct.runs import LAST_CHECKPOINT, RUN_DIR_ENV
+from ldm.randomness import StepRandomness
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +30,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as handle:
-            torch.save(checkpoint, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, lambda handle: torch.save(checkpoint, handle), fsync=True)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         path = Path(path)
@@ -77,9 +76,29 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
-    """A `pl.Trainer` whose settings come from `cfg.trainer`, logging TensorBoard into the run folder."""
+def check_validation_interval(trainer_kwargs: dict[str, Any]) -> None:
+    """Validation (and the checkpoints it triggers) must fall between optimiser steps, never inside an
+    accumulation window, whose partial gradients a checkpoint does not hold."""
+    interval, accumulate = trainer_kwargs.get("val_check_interval"), trainer_kwargs.get("accumulate_grad_batches", 1)
+    if isinstance(interval, int) and interval % int(accumulate):
+        raise ConfigError(f"trainer.val_check_interval={interval} (batches) must be a multiple of "
+                          f"trainer.accumulate_grad_batches={accumulate}, so validation checkpoints fall between "
+                          f"optimiser steps")
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, shards_its_data: bool = False) -> pl.Trainer:
+    """A `pl.Trainer` whose settings come from `cfg.trainer`, logging TensorBoard into the run folder.
+
+    `shards_its_data`: the datamodule splits batches over the ranks itself (EyeOCTDataModule), so
+    Lightning must not wrap its samplers.
+    """
     trainer_kwargs = to_container(OmegaConf.select(cfg, "trainer", default=None)) or {}
+    check_validation_interval(trainer_kwargs)
+    if shards_its_data:
+        if trainer_kwargs.get("use_distributed_sampler"):
+            raise ConfigError("trainer.use_distributed_sampler=true: EyeOCTDataModule shards the data over the "
+                              "ranks itself (a resumable order); remove the key")
+        trainer_kwargs["use_distributed_sampler"] = False
     # events in <run>/tensorboard/; an empty version also keeps a meaningless `v_num` off the progress bar
     tb_logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
     return pl.Trainer(
@@ -106,12 +125,23 @@ def _run_dir_for_workers(run_dir: Path) -> Iterator[None]:
 
 
 def run_training(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None) -> tuple[pl.Trainer, pl.LightningModule]:
-    """Seed, build datamodule, model and trainer from the config, and fit (resuming from `ckpt_path`)."""
-    pl.seed_everything(int(OmegaConf.select(cfg, "run.seed", default=0)), workers=True)
+    """Seed, build datamodule, model and trainer from the config, and fit (resuming from `ckpt_path`).
+
+    `run.seed` seeds the model's initialisation, the data order (per pass) and, with the global rank and
+    step, every random draw of a training step (see ldm/randomness.py).
+    """
+    seed = int(OmegaConf.select(cfg, "run.seed", default=0))
+    pl.seed_everything(seed, workers=True)
     datamodule = instantiate_from_config(require(cfg, "data"))
     model = instantiate_from_config(require(cfg, "model"))
-    trainer = build_trainer(cfg, run_dir)
-    with _run_dir_for_workers(run_dir):
+    if isinstance(model, StepRandomness):
+        model.run_seed = seed
+    if isinstance(datamodule, EyeOCTDataModule):
+        datamodule.run_seed = seed
+    trainer = build_trainer(cfg, run_dir, shards_its_data=isinstance(datamodule, EyeOCTDataModule))
+    with _run_dir_for_workers(run_dir), warnings.catch_warnings():
+        # our datamodule resumes mid-epoch through its own checkpoint state, which Lightning does not see
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     logger.info("finished at step %d; checkpoints in %s", trainer.global_step, run_dir / "checkpoints")
     return trainer, model

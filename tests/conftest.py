@@ -1,4 +1,5 @@
-"""Test-wide settings: no hub access, deterministic CPU runs, and the repository root on hand."""
+"""Test-wide settings: no hub access, deterministic CPU runs, the repository root on hand, and the `slow`
+marker (deselected unless asked for with `-m slow`)."""
 import os
 from pathlib import Path
 
@@ -12,6 +13,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: minutes-long check kept out of the default run (`-m slow` runs it)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with `python -m pytest tests -m slow`")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture

@@ -85,3 +85,20 @@ def test_cache_file_names_are_safe(tmp_path, case_id):
     cache.store(case_id, {"cf": np.ones((2, 2, 3), np.uint8)}, "sig")
     assert cache.load(case_id, "sig")["cf"].sum() == 12
     assert cache.load(case_id, "other") is None
+
+
+def test_temporary_names_are_unique_per_host_process_and_call(tmp_path):
+    import os
+    import re
+    import socket
+
+    from eyeoct.files import atomic_write, temporary_sibling
+
+    target = tmp_path / "entry.npz"
+    names = {temporary_sibling(target).name for _ in range(50)}
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())
+    assert len(names) == 50  # the random part
+    assert all(n.startswith(f".entry.npz.{host}-{os.getpid()}-") and n.endswith(".tmp") for n in names)
+    with pytest.raises(RuntimeError):
+        atomic_write(target, lambda handle: (_ for _ in ()).throw(RuntimeError("disk full")))
+    assert list(tmp_path.iterdir()) == []  # nothing half-written is left behind

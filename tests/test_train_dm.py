@@ -74,6 +74,16 @@ def test_train_dm_runs_logs_grids_and_lowers_the_loss(repo_root, tmp_path):
     assert after < 0.8 * before, (before, after)  # measured 0.645 -> 0.408
 
 
+def test_ema_steps_once_per_optimiser_step_with_gradient_accumulation(repo_root, tmp_path):
+    overrides = [f"run.root={tmp_path}", "trainer.max_steps=3", "trainer.accumulate_grad_batches=2",
+                 "trainer.val_check_interval=4", "callbacks=[]"]
+    load_script(repo_root).main(["--config", str(repo_root / TINY_CONFIG), *overrides])
+    (run_dir,) = list((tmp_path / "dm_tiny_test").iterdir())
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 3  # six micro-batches
+    assert ckpt["state_dict"]["ema._extra_state"] == {"num_updates": 3}
+
+
 class PooledFirstStage(torch.nn.Module):
     """Identity-like first stage for the conditioning test only (speed): standardised 2x2 average pooling.
 
@@ -106,8 +116,9 @@ def test_the_true_cf_gives_a_closer_volume_than_another_eyes_cf(repo_root):
     pooled = F.avg_pool2d(batch["oct"], 2)
     model.first_stage = PooledFirstStage(pooled.mean().item(), 1.0 / pooled.std().item())
     optimizer = model.configure_optimizers()["optimizer"]
+    generator = torch.Generator().manual_seed(0)
     for _ in range(TRAIN_STEPS):
-        loss = model.diffusion_loss(batch)[0].mean()
+        loss = model.diffusion_loss(batch, generator, sample_posterior=True)[0].mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

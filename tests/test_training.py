@@ -52,3 +52,23 @@ def test_atomic_checkpoint_io_round_trip_and_missing_file(tmp_path):
         assert "nope.ckpt" in str(err)
     else:
         raise AssertionError("a missing checkpoint must raise")
+
+
+def test_validation_inside_an_accumulation_window_is_refused(tmp_path):
+    from eyeoct.config import ConfigError
+    from eyeoct.training import build_trainer
+
+    cfg = OmegaConf.create({"trainer": {"val_check_interval": 5, "accumulate_grad_batches": 2}})
+    try:
+        build_trainer(cfg, tmp_path)
+    except ConfigError as err:
+        assert "val_check_interval=5" in str(err) and "multiple of trainer.accumulate_grad_batches=2" in str(err)
+    else:
+        raise AssertionError("validation inside an accumulation window must be refused")
+    cfg = OmegaConf.create({"trainer": {"use_distributed_sampler": True}})
+    try:
+        build_trainer(cfg, tmp_path, shards_its_data=True)
+    except ConfigError as err:
+        assert "shards the data over the ranks itself" in str(err)
+    else:
+        raise AssertionError("use_distributed_sampler must be refused with EyeOCTDataModule")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from eyeoct.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +45,6 @@ def files_signature(paths: list[Path]) -> str:
         stat = Path(path).stat()
         parts.append(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-    os.replace(tmp, path)
 
 
 class ArrayCache:
@@ -88,6 +82,6 @@ class ArrayCache:
         if not settings_file.exists():
             self.folder.mkdir(parents=True, exist_ok=True)
             text = json.dumps(self.settings, indent=1, sort_keys=True, default=str).encode()
-            _atomic_write(settings_file, lambda handle: handle.write(text))
+            atomic_write(settings_file, lambda handle: handle.write(text))
         payload = {**arrays, _SIGNATURE: np.array(signature)}
-        _atomic_write(self.path_for(case_id), lambda handle: np.savez(handle, **payload))
+        atomic_write(self.path_for(case_id), lambda handle: np.savez(handle, **payload))

@@ -62,7 +62,12 @@ def load_inference_model(config: str | Path, ckpt: str | Path, device: str | tor
     if first_stage is not None:
         cfg.model.params.first_stage = str(first_stage)
     cf_size = int(require(cfg, "model.params.cf_size"))
-    model = ControlLDM.load_for_inference(ckpt, cfg).to(device)
-    model.use_ema = bool(use_ema and model.ema is not None)
-    logger.info("loaded %s on %s, sampling with %s weights", ckpt, device, "EMA" if model.use_ema else "raw")
-    return LoadedModel(model=model, cf_size=cf_size, uses_ema=model.use_ema, checkpoint=Path(ckpt))
+    model = ControlLDM.load_for_inference(ckpt, cfg)
+    uses_ema = bool(use_ema and model.ema is not None)
+    if uses_ema:
+        model.merge_ema()  # loaded once: sampling then swaps nothing
+    else:
+        model.use_ema = False
+    model = model.to(device)
+    logger.info("loaded %s on %s, sampling with %s weights", ckpt, device, "EMA" if uses_ema else "raw")
+    return LoadedModel(model=model, cf_size=cf_size, uses_ema=uses_ema, checkpoint=Path(ckpt))

@@ -5,7 +5,9 @@ discriminator losses are summed into one backward: the generator term sees the d
 parameters detached and the discriminator term sees the reconstruction detached, so each parameter
 gets exactly its own gradient and DDP reduces every parameter once per step. Only the autoencoder
 optimiser steps through Lightning's optimiser wrapper, so ``global_step`` counts generator updates
-(one per ``accumulate_grad_batches`` batches) whether or not the discriminator trains.
+(one per ``accumulate_grad_batches`` batches, and one at the end of an epoch for a partial window, as
+Lightning does) whether or not the discriminator trains. The posterior sample of a training step comes
+from ``micro_batch_generator`` (run seed, global rank, global step, micro-batch).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from eyeoct.config import instantiate_from_config
 from eyeoct.metrics import psnr_per_volume, ssim_per_image
 from ldm.modules.autoencoder_blocks import Decoder, Encoder, conv2d
 from ldm.modules.distributions import DiagonalGaussianDistribution
+from ldm.randomness import StepRandomness
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def _warmup_decay(warmup_steps: int, total_steps: int, decay: str, min_ratio: fl
     return factor
 
 
-class AutoencoderKL(pl.LightningModule):
+class AutoencoderKL(StepRandomness, pl.LightningModule):
     """Encoder -> diagonal Gaussian posterior over z [B, z_channels, H/f, W/f] -> decoder.
 
     Args:
@@ -92,7 +95,6 @@ class AutoencoderKL(pl.LightningModule):
         if lossconfig is not None:
             self.loss = instantiate_from_config(lossconfig, image_channels=self.ddconfig.get("out_ch", 6))
         self.input_key = input_key
-        self._micro_batches = 0
 
     @property
     def downsampling_factor(self) -> int:
@@ -151,20 +153,28 @@ class AutoencoderKL(pl.LightningModule):
                              "them whole: use strategy ddp (the autoencoder is small) or set "
                              "lossconfig discriminator: null and gradient_clip_val: 0")
 
+    def training_losses(self, x: torch.Tensor, generator: torch.Generator, step: int
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Summed generator and discriminator loss of images x [B, C, H, W] at generator step `step`, with
+        its detached terms; the posterior sample is drawn from `generator`."""
+        loss_fn = self._require_loss()
+        recon, posterior = self(x, generator=generator)
+        loss, logs = loss_fn.generator_loss(x, recon, posterior, step, self.decoder.last_layer)
+        if loss_fn.discriminator is not None:
+            disc_loss, disc_logs = loss_fn.discriminator_loss(x, recon, step)
+            loss, logs = loss + disc_loss, {**logs, **disc_logs}
+        return loss, logs
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss_fn = self._require_loss()
         optimizers = self.optimizers()
         opt_ae, opt_disc = optimizers if isinstance(optimizers, list) else (optimizers, None)
         x = self.get_input(batch)
         step = self.global_step
-        recon, posterior = self(x)
-        loss, logs = loss_fn.generator_loss(x, recon, posterior, step, self.decoder.last_layer)
-        if loss_fn.discriminator is not None:
-            disc_loss, disc_logs = loss_fn.discriminator_loss(x, recon, step)
-            loss, logs = loss + disc_loss, {**logs, **disc_logs}
-        self.manual_backward(loss / self.hparams.accumulate_grad_batches)
-        self._micro_batches += 1
-        if self._micro_batches % self.hparams.accumulate_grad_batches == 0:
+        accumulate = self.hparams.accumulate_grad_batches
+        loss, logs = self.training_losses(x, self.micro_batch_generator(batch_idx % accumulate), step)
+        self.manual_backward(loss / accumulate)
+        if (batch_idx + 1) % accumulate == 0 or (self._trainer is not None and self._trainer.is_last_batch):
             schedulers = self.lr_schedulers()
             sched_ae, sched_disc = schedulers if isinstance(schedulers, list) else (schedulers, None)
             opt_ae.step()
@@ -196,7 +206,7 @@ class AutoencoderKL(pl.LightningModule):
             optimizers.append(torch.optim.AdamW(loss_fn.discriminator.parameters(),
                                                 lr=hp.disc_learning_rate or hp.learning_rate,
                                                 betas=tuple(hp.betas), weight_decay=hp.weight_decay))
-        total = self.trainer.max_steps if self.trainer is not None and self.trainer.max_steps > 0 else 0
+        total = self._trainer.max_steps if self._trainer is not None and self._trainer.max_steps > 0 else 0
         factor = _warmup_decay(hp.warmup_steps, total, hp.lr_decay, hp.min_lr_ratio)
         names = ["lr/autoencoder", "lr/discriminator"]
         schedulers = [{"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "step",

@@ -49,10 +49,10 @@ class PatchDiscriminator(nn.Module):
 
 
 def hinge_discriminator_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
-    """0.5 * (E[relu(1 - D(real))] + E[relu(1 + D(fake))])."""
-    return 0.5 * (F.relu(1.0 - logits_real).mean() + F.relu(1.0 + logits_fake).mean())
+    """0.5 * (E[relu(1 - D(real))] + E[relu(1 + D(fake))]), reduced in float32."""
+    return 0.5 * (F.relu(1.0 - logits_real.float()).mean() + F.relu(1.0 + logits_fake.float()).mean())
 
 
 def hinge_generator_loss(logits_fake: torch.Tensor) -> torch.Tensor:
-    """-E[D(fake)]: the generator pushes the discriminator's logits on its outputs up."""
-    return -logits_fake.mean()
+    """-E[D(fake)] in float32: the generator pushes the discriminator's logits on its outputs up."""
+    return -logits_fake.float().mean()

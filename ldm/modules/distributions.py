@@ -11,13 +11,14 @@ LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 class DiagonalGaussianDistribution:
     """N(mean, diag(exp(logvar))) from moments [B, 2*C, ...] split along dim 1 into mean and log-variance.
 
-    The log-variance is clamped to [-30, 20] so exp() stays finite in any precision used for training.
+    The statistics are float32 whatever the autocast dtype of the encoder (samples, KL and NLL are reduced in
+    float32); the log-variance is clamped to [-30, 20] so exp() stays finite.
     """
 
     def __init__(self, moments: torch.Tensor):
         if moments.dim() < 2 or moments.shape[1] % 2:
             raise ValueError(f"moments must be [B, 2*C, ...] with an even channel count, got {tuple(moments.shape)}")
-        self.mean, logvar = torch.chunk(moments, 2, dim=1)
+        self.mean, logvar = torch.chunk(moments.float(), 2, dim=1)
         self.logvar = logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
         self.std = torch.exp(0.5 * self.logvar)
         self.var = torch.exp(self.logvar)

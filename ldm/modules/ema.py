@@ -1,14 +1,16 @@
 """Exponential moving average of the trainable parameters of any set of modules.
 
-``shadow = decay * shadow + (1 - decay) * param`` after every optimiser step; with warm-up the decay of
-the n-th update (n = 1, 2, ...) is ``min(decay, (1 + n) / (10 + n))``. The shadows are buffers, so the
-EMA checkpoints with ``state_dict`` and moves with ``.to()`` when registered as a submodule.
+``shadow = decay * shadow + (1 - decay) * param`` once per optimiser step, as one fused foreach lerp; with
+warm-up the decay of the n-th update (n = 1, 2, ...) is ``min(decay, (1 + n) / (10 + n))``. The update
+count is a host integer (reading a device counter would wait for the device). The shadows are buffers, so
+the EMA checkpoints with ``state_dict`` and moves with ``.to()``; ``ddp_ignored_buffers`` names them for
+DDP, which must not broadcast them before every forward.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -51,56 +53,70 @@ class EMA(nn.Module):
         self.decay = decay
         self.use_warmup = use_warmup
         self._params = params  # plain list: the tracked parameters stay owned by their modules
-        self._backup: list[torch.Tensor] | None = None
-        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self.num_updates = 0
+        self.swapped = False  # True while the tracked parameters hold the averages (see `swap`)
         for index, p in enumerate(params):
             self.register_buffer(f"shadow_{index}", p.detach().clone())
 
     def _shadows(self) -> list[torch.Tensor]:
-        return [getattr(self, f"shadow_{index}") for index in range(len(self._params))]
+        return [self._buffers[f"shadow_{index}"] for index in range(len(self._params))]
+
+    def ddp_ignored_buffers(self, prefix: str) -> list[str]:
+        """Fully qualified names of the shadows for DDP's ignore list, this module living at ``prefix``."""
+        return [f"{prefix}.shadow_{index}" for index in range(len(self._params))]
 
     def current_decay(self) -> float:
         """Decay the next ``update()`` will use."""
-        n = int(self.num_updates) + 1
+        n = self.num_updates + 1
         return min(self.decay, (1 + n) / (10 + n)) if self.use_warmup else self.decay
 
     @torch.no_grad()
     def update(self) -> None:
-        """Move every shadow towards its parameter (call after each optimiser step)."""
-        decay = self.current_decay()
+        """Move every shadow towards its parameter (call once after each optimiser step)."""
+        if self.swapped:
+            raise RuntimeError("EMA.update() while the averages are swapped into the model")
+        weight = 1.0 - self.current_decay()
         self.num_updates += 1
-        for index, (shadow, p) in enumerate(zip(self._shadows(), self._params)):
-            if shadow.device != p.device:
-                shadow = shadow.to(p.device)
-                setattr(self, f"shadow_{index}", shadow)
-            shadow.lerp_(p.detach().to(shadow.dtype), 1.0 - decay)
+        torch._foreach_lerp_(self._shadows(), self._params, weight)
 
     @torch.no_grad()
     def copy_to(self) -> None:
-        """Write the averaged values into the tracked parameters."""
+        """Write the averaged values into the tracked parameters (for good: inference)."""
+        torch._foreach_copy_(self._params, self._shadows())
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange the tracked parameters and the averages in place, one tensor of scratch at a time."""
         for shadow, p in zip(self._shadows(), self._params):
+            scratch = p.detach().clone()
             p.copy_(shadow)
-
-    @torch.no_grad()
-    def store(self) -> None:
-        """Keep a copy of the current (training) parameters for ``restore()``."""
-        self._backup = [p.detach().clone() for p in self._params]
-
-    @torch.no_grad()
-    def restore(self) -> None:
-        """Put back the parameters saved by ``store()``."""
-        if self._backup is None:
-            raise RuntimeError("EMA.restore() called without a previous store()")
-        for saved, p in zip(self._backup, self._params):
-            p.copy_(saved)
-        self._backup = None
+            shadow.copy_(scratch)
+        self.swapped = not self.swapped
 
     @contextmanager
     def average_parameters(self) -> Iterator[None]:
-        """Context in which the tracked parameters hold the EMA values; training values come back after."""
-        self.store()
-        self.copy_to()
+        """Context in which the tracked parameters hold the EMA values; training values come back after.
+
+        Nested use is a no-op, so a sampling call inside a validation run swaps nothing more.
+        """
+        if self.swapped:
+            yield
+            return
+        self.swap()
         try:
             yield
         finally:
-            self.restore()
+            self.swap()
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"num_updates": self.num_updates}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.num_updates = int(state["num_updates"])
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the count moved to the host keep it as a buffer
+        legacy = state_dict.pop(prefix + "num_updates", None)
+        if legacy is not None and prefix + "_extra_state" not in state_dict:
+            state_dict[prefix + "_extra_state"] = {"num_updates": int(legacy)}
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -69,8 +69,8 @@ class AutoencoderLoss(nn.Module):
         return self.discriminator is not None and global_step >= self.disc_start
 
     def reconstruction_terms(self, x: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Weighted reconstruction loss ``rec`` (scalar) and its unweighted parts."""
-        terms = {"l1": (recon - x).abs().mean()}
+        """Weighted reconstruction loss ``rec`` (scalar, float32) and its unweighted parts."""
+        terms = {"l1": (recon.float() - x.float()).abs().mean()}
         rec = self.l1_weight * terms["l1"]
         if self.ssim_weight > 0:
             terms["ssim"] = ssim_per_image(recon, x, data_range=DATA_RANGE, dtype=torch.float32).mean()

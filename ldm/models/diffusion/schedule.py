@@ -1,8 +1,9 @@
 """Discrete-time Gaussian noise schedule: betas, cumulative alphas, forward noising and conversions.
 
 ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` (Ho et al., 2020); ``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0``
-(Salimans & Ho, 2022). Tables are kept in float64 on the CPU; values are gathered for the timesteps of a
-call and returned on the device and in the dtype of the input.
+(Salimans & Ho, 2022). ``betas`` and ``alphas_cumprod`` stay float64 on the CPU for samplers that derive
+per-call coefficients; the tables the training step gathers from are float32 buffers that move with the
+module, so a lookup is one gather on the timesteps' device (no copy to the host, no wait).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 PARAMETERIZATIONS = ("eps", "v")
 
@@ -31,7 +33,7 @@ def check_parameterization(parameterization: str) -> None:
         raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
 
 
-class NoiseSchedule:
+class NoiseSchedule(nn.Module):
     """Noise schedule of ``num_timesteps`` steps, ``kind`` "linear" (LDM) or "cosine" (improved DDPM)."""
 
     def __init__(
@@ -41,6 +43,7 @@ class NoiseSchedule:
         linear_start: float = 0.00085,
         linear_end: float = 0.012,
     ):
+        super().__init__()
         if num_timesteps < 2:
             raise ValueError(f"num_timesteps must be >= 2, got {num_timesteps}")
         if kind == "linear":
@@ -55,19 +58,22 @@ class NoiseSchedule:
         self.num_timesteps = num_timesteps
         self.betas = betas
         self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
-        self.alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
-        self.sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()
-        self.sqrt_one_minus_alphas_cumprod = (1.0 - self.alphas_cumprod).sqrt()
+        tables = {"sqrt_alphas_cumprod": self.alphas_cumprod.sqrt(),
+                  "sqrt_one_minus_alphas_cumprod": (1.0 - self.alphas_cumprod).sqrt(),
+                  "snr_table": self.alphas_cumprod / (1.0 - self.alphas_cumprod)}
+        for name, table in tables.items():
+            self.register_buffer(name, table.float(), persistent=False)
 
     def gather(self, table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """``table[t]`` shaped [B, 1, ..., 1] to broadcast against ``like``, on its device and dtype."""
+        """``table[t]`` shaped [B, 1, ..., 1] to broadcast against ``like``, in its dtype.
+
+        ``t`` holds integer timesteps in [0, T-1] on the table's device (the range is not checked: that
+        would wait for the device); out-of-range values fail in the indexing itself.
+        """
         t = torch.as_tensor(t)
         if t.ndim != 1 or t.shape[0] != like.shape[0]:
             raise ValueError(f"timesteps must have shape [{like.shape[0]}], got {tuple(t.shape)}")
-        index = t.detach().to("cpu", torch.long)
-        if index.min() < 0 or index.max() >= self.num_timesteps:
-            raise ValueError(f"timesteps must lie in [0, {self.num_timesteps - 1}], got {index.tolist()}")
-        values = table[index].to(device=like.device, dtype=like.dtype)
+        values = table.to(t.device)[t.long()].to(dtype=like.dtype)
         return values.view(-1, *([1] * (like.ndim - 1)))
 
     def sample_timesteps(self, batch: int, device: torch.device | str = "cpu", generator=None) -> torch.Tensor:
@@ -110,8 +116,7 @@ class NoiseSchedule:
     def snr(self, t: torch.Tensor) -> torch.Tensor:
         """Signal-to-noise ratio ``abar_t / (1 - abar_t)`` [B] (float32, on ``t``'s device)."""
         t = torch.as_tensor(t)
-        like = torch.empty(t.shape[0], device=t.device)
-        return self.gather(self.alphas_cumprod / (1.0 - self.alphas_cumprod), t, like)
+        return self.gather(self.snr_table, t, torch.empty(t.shape[0], device=t.device))
 
     def min_snr_weight(self, t: torch.Tensor, parameterization: str, gamma: float = 5.0) -> torch.Tensor:
         """Min-SNR-gamma loss weights [B] (Hang et al., 2023) for the eps or v regression target."""
