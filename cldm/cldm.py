@@ -233,7 +233,7 @@ class ControlLDM(StepRandomness, pl.LightningModule):
         if stage == "fit" and isinstance(self.trainer.strategy, FSDPStrategy):
             raise ValueError(
                 "trainer.strategy=fsdp is not supported for stage 2 (ControlLDM): its EMA and sampling need "
-                "whole parameters. Use trainer.strategy=ddp: the APTOS stage-2 config needs about 19 GiB per "
+                "whole parameters. Use trainer.strategy=ddp: the APTOS stage-2 config needs about 17-20 GiB per "
                 "GPU at batch 8 with bf16-mixed and gradient checkpointing (README, 'Multi-GPU and precision').")
 
     def configure_callbacks(self) -> list[pl.Callback]:
