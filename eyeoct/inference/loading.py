@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cldm.cldm import ControlLDM
 from cldm.export import EXPORT_CONFIG, EXPORT_WEIGHTS, is_export_folder, load_exported_controlldm, read_export_spec
-from eyeoct.config import load_config, require
+from eyeoct.config import load_config, require, resolve_config_path
 from eyeoct.runs import CONFIG_NAME, LAST_CHECKPOINT
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ def resolve_model_files(run_dir: str | Path | None = None, config: str | Path | 
         ckpt = ckpt if ckpt is not None else run_dir / "checkpoints" / LAST_CHECKPOINT
     elif config is None or ckpt is None:
         raise ValueError("name the model with --run RUN_DIR, or with both --config CFG and --ckpt CKPT")
+    else:
+        config = resolve_config_path(config)  # a file, or a packaged name
     config, ckpt = Path(config), Path(ckpt)
     if not config.is_file():
         raise FileNotFoundError(f"model config not found: expected {config}")
