@@ -43,16 +43,20 @@ def main(argv=None) -> None:
     setup_logging(args.log_level)
     try:
         if args.print_config:
-            settings = {k: v for k, v in vars(args).items() if k not in ("print_config", "log_level", "overrides")}
-            settings["cf_encoder_config"] = args.cf_encoder_config or (None if args.cf_encoder_ckpt
-                                                                        else DEFAULT_ENCODER_CONFIG)
-            print_config({**load_config(args.data_config, args.overrides), "baselines": settings})
+            print_settings(args)
             return
         folders = build(args)
     except (BaselineError, ConfigError, DataError, FileNotFoundError) as err:
         raise SystemExit(f"baselines: error: {err}") from err
     for name, folder in folders.items():
         print(f"{name}: {folder}")
+
+
+def print_settings(args: argparse.Namespace) -> None:
+    """The merged data config and a `baselines:` block with every option (the CF-encoder config named)."""
+    settings = {k: v for k, v in vars(args).items() if k not in ("print_config", "log_level", "overrides")}
+    settings["cf_encoder_config"] = args.cf_encoder_config or (None if args.cf_encoder_ckpt else DEFAULT_ENCODER_CONFIG)
+    print_config({**load_config(args.data_config, args.overrides), "baselines": settings})
 
 
 def build(args: argparse.Namespace) -> dict:
