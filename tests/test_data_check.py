@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 import eyeoct.data.datasets as datasets
 from data_synthetic import write_aptos_layout
 from eyeoct.commands import prepare_data, train_ae
-from eyeoct.commands import training as training_command
+from eyeoct.commands import train_common
 from eyeoct.config import load_config
 from eyeoct.data.aptos import load_aptos_cases
 from eyeoct.data.check import DataCheckReport, check_data
@@ -145,7 +145,7 @@ def test_who_checks_at_start(monkeypatch, tmp_path, rank, launched_by_rank0, swi
         seen.append(block)
         return DataCheckReport()
 
-    monkeypatch.setattr(training_command, "check_data", fake_check)
+    monkeypatch.setattr(train_common, "check_data", fake_check)
     cfg = OmegaConf.create({"data": {"target": "x"} if switch is None else {"target": "x", "check_on_start": switch}})
-    training_command.check_data_before_training(cfg)
+    train_common.check_data_before_training(cfg)
     assert bool(seen) == checked

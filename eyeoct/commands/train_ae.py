@@ -11,7 +11,7 @@ import logging
 
 from eyeoct.ae_export import export_run
 from eyeoct.cli import training_arg_parser
-from eyeoct.commands.training import train_from_args
+from eyeoct.commands.train_common import train_from_args
 from eyeoct.logging_utils import setup_logging
 
 logger = logging.getLogger(__name__)

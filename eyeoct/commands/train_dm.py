@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from eyeoct.cli import training_arg_parser
-from eyeoct.commands.training import train_from_args
+from eyeoct.commands.train_common import train_from_args
 from eyeoct.dm_export import export_run
 from eyeoct.logging_utils import setup_logging
 
