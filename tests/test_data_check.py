@@ -7,13 +7,14 @@ import yaml
 from omegaconf import OmegaConf
 
 import eyeoct.data.datasets as datasets
-from data_synthetic import write_aptos_layout
+from data_synthetic import bscan_panel, colour_fundus, save, write_aptos_layout
 from eyeoct.commands import prepare_data, train_ae
 from eyeoct.commands import train_common
 from eyeoct.config import load_config
 from eyeoct.data.aptos import load_aptos_cases
 from eyeoct.data.check import DataCheckReport, check_data
 from eyeoct.data.errors import DataProblems
+from eyeoct.data.folder import load_folder_cases
 from eyeoct.runs import RUN_DIR_ENV
 
 
@@ -149,3 +150,16 @@ def test_who_checks_at_start(monkeypatch, tmp_path, rank, launched_by_rank0, swi
     cfg = OmegaConf.create({"data": {"target": "x"} if switch is None else {"target": "x", "check_on_start": switch}})
     train_common.check_data_before_training(cfg)
     assert bool(seen) == checked
+
+
+def test_folder_layout_lists_every_broken_case_folder(tmp_path):
+    for name, slices, with_cf in (("a", 6, True), ("b", 5, True), ("c", 6, False), ("d", 6, True)):
+        if with_cf:
+            save(colour_fundus(24, 0), tmp_path / name / "cf.png")
+        for k in range(slices):
+            save(bscan_panel(16, 24, k), tmp_path / name / f"oct_{k}.png")
+    with pytest.raises(DataProblems) as info:
+        load_folder_cases(tmp_path)
+    assert [p.path for p in info.value.problems] == [str(tmp_path / "b"), str(tmp_path / "c")]
+    assert "found 5 of 6 OCT slices" in info.value.problems[0].reason
+    assert "no cf.<ext> image" in info.value.problems[1].reason
