@@ -85,6 +85,7 @@ class ControlLDM(StepRandomness, pl.LightningModule):
                  adam_betas: Sequence[float] = (0.9, 0.999), warmup_steps: int = 0, loss_buckets: int = 4,
                  unet_init: str | None = None, val_seed: int = 0):
         super().__init__()
+        self.save_hyperparameters()  # load_from_checkpoint rebuilds the model from these (plain values only)
         check_parameterization(parameterization)
         self.first_stage, self.scale_factor = build_first_stage(first_stage, first_stage_config, scale_factor)
         self.image_size = (int(image_size),) * 2 if isinstance(image_size, int) else tuple(int(s) for s in image_size)

@@ -4,6 +4,10 @@ A config is an OmegaConf tree. Blocks with `target:` and optional `params:` are 
 `instantiate_from_config`, which only imports targets under `ALLOWED_TARGET_PREFIXES`.
 A YAML file may list other files under `includes:` (paths relative to itself); they are merged
 before the file's own keys, so `configs/ae/phantom_demo.yaml` can pull in its data config.
+
+A config is named by a file path or by a packaged name (see `resolve_config_path`): the repository's
+`configs/` folder ships inside the installed package as `eyeoct/configs/`, so `--config dm/phantom_demo`
+works from any folder after `pip install .`.
 """
 from __future__ import annotations
 
@@ -20,10 +24,44 @@ from eyeoct.files import atomic_write
 
 ALLOWED_TARGET_PREFIXES = ("eyeoct.", "ldm.", "cldm.", "torch.", "pytorch_lightning.")
 SOURCES_KEY = "config_files"
+CONFIG_SUFFIX = ".yaml"
+_PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 class ConfigError(ValueError):
     """A config file, key, override or target that cannot be used as given."""
+
+
+def packaged_config_root() -> Path:
+    """The folder of the shipped configs: `eyeoct/configs/` in an installed wheel (setup.py maps the
+    repository's top-level `configs/` there), the repository's `configs/` when running from a checkout."""
+    installed = _PACKAGE_DIR / "configs"
+    return installed if installed.is_dir() else _PACKAGE_DIR.parent / "configs"
+
+
+def packaged_config_names() -> list[str]:
+    """Names of the shipped configs, such as `dm/phantom_demo` (path below the root, no suffix)."""
+    root = packaged_config_root()
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob(f"*{CONFIG_SUFFIX}"))
+
+
+def resolve_config_path(name: str | Path) -> Path:
+    """The YAML file meant by `name`: an existing file wins; otherwise a packaged config.
+
+    A packaged name may carry a leading `configs/` and the `.yaml` suffix, so `dm/phantom_demo`,
+    `dm/phantom_demo.yaml` and `configs/dm/phantom_demo.yaml` all name the same shipped file.
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
+    if parts and not path.is_absolute():
+        candidate = packaged_config_root().joinpath(*parts)
+        candidate = candidate if candidate.suffix == CONFIG_SUFFIX else candidate.with_name(candidate.name + CONFIG_SUFFIX)
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"config not found: {name} is neither a file nor a packaged config; packaged configs: "
+                      f"{', '.join(packaged_config_names())}")
 
 
 def _load_yaml(path: Path, chain: tuple[Path, ...]) -> DictConfig:
@@ -63,13 +101,14 @@ def apply_overrides(cfg: DictConfig, overrides: Iterable[str]) -> None:
 
 
 def load_config(paths: Sequence[str | Path], overrides: Iterable[str] = ()) -> DictConfig:
-    """Merge the YAML files in order, then apply the overrides; records the files under `config_files`."""
+    """Merge the YAML files (paths or packaged names, see `resolve_config_path`) in order, then apply the
+    overrides; records the files under `config_files`."""
     if not paths:
         raise ConfigError("no config file given: pass at least one --config FILE")
-    parts = [_load_yaml(Path(p), ()) for p in paths]
-    cfg = OmegaConf.merge(*parts)
+    files = [resolve_config_path(p) for p in paths]
+    cfg = OmegaConf.merge(*[_load_yaml(f, ()) for f in files])
     apply_overrides(cfg, overrides)
-    cfg[SOURCES_KEY] = [str(Path(p)) for p in paths]
+    cfg[SOURCES_KEY] = [str(f) for f in files]
     return cfg
 
 

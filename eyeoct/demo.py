@@ -33,7 +33,7 @@ from eyeoct.training import run_training
 
 logger = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+AE_CONFIG, DM_CONFIG = "ae/phantom_demo", "dm/phantom_demo"  # packaged configs (eyeoct.config.resolve_config_path)
 HELDOUT_PART = "test"
 METHODS = ("model", "mean", "nn_pixel", "nn_encoder", "oracle")
 TABLE_METRICS = (("ssim", "SSIM", "{:.4f}"), ("psnr", "PSNR (dB)", "{:.2f}"),
@@ -59,12 +59,16 @@ def _stage(title: str) -> float:
     return time.perf_counter()
 
 
-def _train(config_file: Path, overrides: list[str], run_dir: Path) -> DictConfig:
-    cfg = load_config([config_file], overrides)
+def stage_configs(settings: DemoSettings, demo_dir: Path) -> dict[str, DictConfig]:
+    """The merged configs of both training stages (`ae`, `dm`), the overrides applied."""
+    dm_overrides = [f"model.params.first_stage={demo_dir / 'ae' / 'export'}", *settings.overrides_dm]
+    return {"ae": load_config([AE_CONFIG], settings.overrides_ae), "dm": load_config([DM_CONFIG], dm_overrides)}
+
+
+def _train(cfg: DictConfig, run_dir: Path) -> None:
     claim_run_dir(run_dir)
     save_config(cfg, run_dir / CONFIG_NAME)
     run_training(cfg, run_dir)
-    return cfg
 
 
 def _write_heldout_cfs(dataset, folder: Path) -> list[str]:
@@ -122,15 +126,16 @@ def run_demo(settings: DemoSettings) -> Path:
     """Run every stage of the demo and return its folder."""
     demo_dir = create_run_dir(settings.root, "demo", subfolders=())
     logger.info("demo folder: %s", demo_dir)
+    configs = stage_configs(settings, demo_dir)
     timings = {}
 
     start = _stage("1/6 stage 1: autoencoder on phantom B-scans")
-    _train(CONFIG_DIR / "ae" / "phantom_demo.yaml", list(settings.overrides_ae), demo_dir / "ae")
+    _train(configs["ae"], demo_dir / "ae")
     timings["stage1_s"] = time.perf_counter() - start
 
     start = _stage("2/6 stage 2: fundus-conditioned latent diffusion")
-    dm_overrides = [f"model.params.first_stage={demo_dir / 'ae' / 'export'}", *settings.overrides_dm]
-    dm_cfg = _train(CONFIG_DIR / "dm" / "phantom_demo.yaml", dm_overrides, demo_dir / "dm")
+    dm_cfg = configs["dm"]
+    _train(dm_cfg, demo_dir / "dm")
     dm_config, dm_ckpt = demo_dir / "dm" / CONFIG_NAME, demo_dir / "dm" / "checkpoints" / "last.ckpt"
     timings["stage2_s"] = time.perf_counter() - start
 

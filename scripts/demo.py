@@ -1,41 +1,10 @@
-"""The built-in demo on CPU: phantom data -> stage 1 -> stage 2 -> inference -> baselines -> evaluation.
+"""The built-in demo on CPU: phantom data -> stage 1 -> stage 2 -> inference -> baselines -> evaluation
+(see `eyeoct-demo`).
 
     python scripts/demo.py                       # about 8 minutes on 2 cores
     python scripts/demo.py --ddim-steps 20 ae.trainer.max_steps=200 dm.trainer.max_steps=200   # quicker look
-
-Everything is written to a new folder runs/demo/<timestamp>/ (see eyeoct/demo.py); its report.html
-holds the results table.
 """
-import argparse
-import logging
-from pathlib import Path
-
-from eyeoct.demo import DemoSettings, run_demo
-from eyeoct.logging_utils import setup_logging
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default="runs", help="parent of the demo folder (default: runs)")
-    parser.add_argument("--ddim-steps", type=int, default=50)
-    parser.add_argument("--guidance", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples-per-input", type=int, default=8,
-                        help="samples per held-out eye; their per-pixel mean is scored")
-    parser.add_argument("overrides", nargs="*", metavar="ae.key=value|dm.key=value",
-                        help="overrides for the stage-1 (ae.) or stage-2 (dm.) config")
-    args = parser.parse_args()
-    bad = [o for o in args.overrides if not o.startswith(("ae.", "dm."))]
-    if bad:
-        parser.error(f"overrides must start with ae. or dm., got {bad}")
-    setup_logging("INFO")
-    settings = DemoSettings(root=Path(args.root), ddim_steps=args.ddim_steps, guidance=args.guidance, seed=args.seed,
-                            samples_per_input=args.samples_per_input,
-                            overrides_ae=tuple(o[3:] for o in args.overrides if o.startswith("ae.")),
-                            overrides_dm=tuple(o[3:] for o in args.overrides if o.startswith("dm.")))
-    demo_dir = run_demo(settings)
-    logging.getLogger("demo").info("done: open %s", demo_dir / "report.html")
-
+from eyeoct.commands.demo import main
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,7 @@ from eyeoct.runs import CONFIG_NAME, RunDirError, resolve_resume
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ENCODER_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "baselines" / "cf_encoder_random.yaml"
+DEFAULT_ENCODER_CONFIG = "baselines/cf_encoder_random"  # a packaged config (see eyeoct.config.resolve_config_path)
 ENCODER_KEY = "cf_encoder"
 
 
@@ -27,7 +27,7 @@ def load_cf_encoder(config_path: str | Path | None = None, ckpt_path: str | Path
                     seed: int = 0) -> nn.Module:
     """CF encoder in eval mode: trained from a ControlLDM checkpoint, or built from a config.
 
-    Without a checkpoint, `config_path` (default `configs/baselines/cf_encoder_random.yaml`) must hold a
+    Without a checkpoint, `config_path` (default: the packaged `baselines/cf_encoder_random`) must hold a
     `cf_encoder:` target/params block; its random weights are drawn with `seed`. With a checkpoint,
     `ckpt_path` is a stage-2 run folder (its `checkpoints/last.ckpt`) or checkpoint, `config_path` the
     stage-2 config (default: the run folder's `config.yaml`), and the model's `cf_encoder` is used with
@@ -35,7 +35,7 @@ def load_cf_encoder(config_path: str | Path | None = None, ckpt_path: str | Path
     """
     if ckpt_path is not None:
         return _trained_encoder(config_path, Path(ckpt_path))
-    path = Path(config_path) if config_path is not None else DEFAULT_ENCODER_CONFIG
+    path = config_path if config_path is not None else DEFAULT_ENCODER_CONFIG
     cfg = load_config([path])
     if ENCODER_KEY not in cfg:
         raise ConfigError(f"{path}: expected a '{ENCODER_KEY}:' block with target/params "

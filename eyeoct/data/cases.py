@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-from eyeoct.data.errors import DataError
+from eyeoct.data.errors import DataError, DataProblem
 
 NUM_SLICES = 6
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -30,13 +30,13 @@ def resolve_inside(root: Path, relative: str, where: str) -> Path:
     """`root / relative`, refusing absolute paths and paths that leave `root`; `where` names the row."""
     text = str(relative).strip()
     if not text:
-        raise DataError(f"{where}: empty path")
+        raise DataError(f"{where}: empty path", root)
     candidate = Path(text)
     if candidate.is_absolute() or text.startswith(("/", "\\")) or (len(text) > 1 and text[1] == ":"):
-        raise DataError(f"{where}: absolute path {text!r} is not allowed; paths must be relative to {root}")
+        raise DataError(f"{where}: absolute path {text!r} is not allowed; paths must be relative to {root}", text)
     resolved = (root / candidate).resolve()
     if not resolved.is_relative_to(root.resolve()):
-        raise DataError(f"{where}: path {text!r} leaves the data root {root}")
+        raise DataError(f"{where}: path {text!r} leaves the data root {root}", text)
     return root / candidate
 
 
@@ -52,26 +52,29 @@ def find_slice_file(stem_path: Path) -> Path | None:
 def find_six_slices(folder: Path, prefix: str, where: str) -> list[Path]:
     """Paths of `<folder>/<prefix>{0..5}.<ext>`; a DataError naming `where` and the first missing file."""
     if not folder.is_dir():
-        raise DataError(f"{where}: OCT folder not found: {folder}")
+        raise DataError(f"{where}: OCT folder not found: {folder}", folder)
     found = [find_slice_file(folder / f"{prefix}{k}") for k in range(NUM_SLICES)]
     missing = [k for k, path in enumerate(found) if path is None]
     if missing:
         raise DataError(
             f"{where}: found {NUM_SLICES - len(missing)} of {NUM_SLICES} OCT slices; missing "
-            f"{folder / f'{prefix}{missing[0]}.jpg'} (slices {missing}; extensions tried: {', '.join(IMAGE_EXTENSIONS)})"
-        )
+            f"{folder / f'{prefix}{missing[0]}.jpg'} (slices {missing}; extensions tried: {', '.join(IMAGE_EXTENSIONS)})",
+            folder)
     return found  # type: ignore[return-value]
 
 
-def check_unique_ids(cases: Sequence[EyeCase], source: Path) -> None:
-    """Raise if two cases share a case id (their outputs and cache entries would collide)."""
+def drop_repeated_ids(cases: Sequence[EyeCase], source: Path) -> tuple[list[EyeCase], list[DataProblem]]:
+    """The cases with unique ids (first occurrence kept) and a problem for every repeat (their outputs and
+    cache entries would collide)."""
     seen: dict[str, EyeCase] = {}
+    problems = []
     for case in cases:
         if case.case_id in seen:
-            raise DataError(
-                f"{source}: case id {case.case_id!r} appears twice ({seen[case.case_id].cf_path} and {case.cf_path})"
-            )
-        seen[case.case_id] = case
+            problems.append(DataProblem(str(case.cf_path), f"{source}: case id {case.case_id!r} appears twice "
+                                                            f"({seen[case.case_id].cf_path} and {case.cf_path})"))
+        else:
+            seen[case.case_id] = case
+    return list(seen.values()), problems
 
 
 CaseT = TypeVar("CaseT")

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from eyeoct.data.aptos import load_aptos_cases
 from eyeoct.data.cache import ArrayCache, code_fingerprint, files_signature
 from eyeoct.data.cases import EyeCase, split_by_group
-from eyeoct.data.errors import DataError
+from eyeoct.data.errors import DataError, DataProblem, DataProblems
 from eyeoct.data.folder import load_folder_cases
 from eyeoct.data.images import read_oct_slice, read_rgb
 from eyeoct.data.phantom import PhantomConfig, render_case
@@ -155,10 +155,27 @@ class ImageFilesDataset(CaseArrayDataset):
         return files_signature([case.cf_path, *(case.oct_paths or [])])
 
     def load_arrays(self, index: int) -> dict[str, np.ndarray]:
+        """Every file of the case is read before an error is raised, so it names all the bad ones."""
         case = self.cases[index]
-        arrays = {"cf": preprocess_cf(read_rgb(case.cf_path), self.cf_size)}
+        errors: list[tuple[DataError, Path]] = []
+
+        def read(reader, path):
+            try:
+                return reader(path)
+            except DataError as err:
+                errors.append((err, path))
+                return None
+
+        cf = read(read_rgb, case.cf_path)
+        slices = [read(read_oct_slice, p) for p in case.oct_paths or []]
+        if len(errors) == 1:
+            raise errors[0][0]
+        if errors:
+            problems = [problem for err, path in errors for problem in DataProblem.from_error(err, path)]
+            raise DataProblems.listing(problems, f"case {case.case_id}")
+        arrays = {"cf": preprocess_cf(cf, self.cf_size)}
         if case.oct_paths is not None:
-            arrays["oct"] = preprocess_oct([read_oct_slice(p) for p in case.oct_paths], *self.oct_size)
+            arrays["oct"] = preprocess_oct(slices, *self.oct_size)
         return arrays
 
 

@@ -15,27 +15,35 @@ from __future__ import annotations
 from pathlib import Path
 
 from eyeoct.data.cases import EyeCase, find_six_slices, find_slice_file
-from eyeoct.data.errors import DataError
+from eyeoct.data.errors import DataError, DataProblem, report_problems
 
 CF_STEM = "cf"
 OCT_PREFIX = "oct_"
 
 
 def load_folder_cases(root: str | Path, require_oct: bool = True, patient_separator: str | None = None) -> list[EyeCase]:
-    """Cases of a folder layout (see the module docstring), with every file checked to exist."""
+    """Cases of a folder layout (see the module docstring), with every file checked to exist.
+
+    Broken case folders are reported together (see `eyeoct.data.errors.report_problems`)."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"data folder not found: {root}")
+        raise DataError(f"data folder not found: {root}", root)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise DataError(f"{root} holds no case folders; expected <case_id>/{CF_STEM}.<ext> and {OCT_PREFIX}0..5.<ext>")
-    cases = []
+        raise DataError(f"{root} holds no case folders; expected <case_id>/{CF_STEM}.<ext> and {OCT_PREFIX}0..5.<ext>",
+                        root)
+    cases, problems = [], []
     for folder in folders:
         where = f"case folder {folder}"
         cf_path = find_slice_file(folder / CF_STEM)
-        if cf_path is None:
-            raise DataError(f"{where}: no {CF_STEM}.<ext> image (e.g. {folder / (CF_STEM + '.jpg')})")
-        oct_paths = find_six_slices(folder, OCT_PREFIX, where) if require_oct else None
+        try:
+            if cf_path is None:
+                raise DataError(f"{where}: no {CF_STEM}.<ext> image (e.g. {folder / (CF_STEM + '.jpg')})", folder)
+            oct_paths = find_six_slices(folder, OCT_PREFIX, where) if require_oct else None
+        except DataError as err:
+            problems.extend(DataProblem.from_error(err, folder))
+            continue
         pid = folder.name.split(patient_separator)[0] if patient_separator else folder.name
         cases.append(EyeCase(pid=pid, cf_path=cf_path, oct_paths=oct_paths, case_id=folder.name))
+    report_problems(problems, str(root))
     return cases

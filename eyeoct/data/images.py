@@ -48,13 +48,15 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 def _open_image(path: str | Path) -> Image.Image:
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(f"image file not found: {path}")
+        raise ImageReadError(f"image file not found: {path}", path)
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"cannot decode image {path}: the file is empty (0 bytes)", path)
     try:
         with Image.open(path) as img:
             img.load()
             return img
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ImageReadError(f"cannot decode image {path}: {err}") from err
+        raise ImageReadError(f"cannot decode image {path}: {err}", path) from err
 
 
 def _high_depth_to_gray(img: Image.Image) -> np.ndarray | None:
@@ -94,7 +96,7 @@ def read_gray(path: str | Path) -> np.ndarray:
         if chroma > MAX_CHROMA:
             raise ImageReadError(
                 f"{path} is a colour image (mean channel difference {chroma:.1f} > {MAX_CHROMA}); "
-                "an OCT B-scan must be grayscale (pseudo-colour screenshots are not supported)"
+                "an OCT B-scan must be grayscale (pseudo-colour screenshots are not supported)", path
             )
     return np.asarray(img.convert("L"), dtype=np.uint8).copy()
 

@@ -5,12 +5,12 @@ import argparse
 import logging
 import sys
 
-from eyeoct.cli import parse_size
+from eyeoct.cli import add_print_config, parse_size, print_config
 from eyeoct.config import ConfigError
 from eyeoct.data.errors import DataError
 from eyeoct.inference.inputs import collect_inputs
 from eyeoct.inference.layout import OutputExistsError
-from eyeoct.inference.loading import default_device, load_inference_model, resolve_model_files
+from eyeoct.inference.loading import default_device, load_inference_model, model_config, resolve_model_files
 from eyeoct.inference.runner import OUTPUT_FORMATS, InferenceOptions, InferenceResult, cf_preparer, run_inference
 from eyeoct.inference.statistics import SUBMIT_MODES
 from eyeoct.logging_utils import setup_logging
@@ -22,7 +22,8 @@ def inference_arg_parser() -> argparse.ArgumentParser:
     """The command-line interface of `scripts/infer.py`."""
     p = argparse.ArgumentParser(description="Generate the six OCT B-scans of each CF photograph "
                                             "(APTOS-2024 submission layout).")
-    p.add_argument("--run", metavar="RUN_DIR", help="training run folder (config.yaml, checkpoints/last.ckpt)")
+    p.add_argument("--run", metavar="RUN_DIR", help="training run folder (config.yaml, checkpoints/last.ckpt) or "
+                                                  "stage-2 export folder (model.yaml, model.safetensors)")
     p.add_argument("--config", metavar="CFG", help="model config (with --ckpt) instead of --run")
     p.add_argument("--ckpt", metavar="CKPT", help="checkpoint (default with --run: checkpoints/last.ckpt)")
     p.add_argument("--first-stage", metavar="DIR",
@@ -45,15 +46,22 @@ def inference_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace the results of a previous run in DIR")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (listed in DIR/skipped.txt)")
     p.add_argument("--no-ema", action="store_true", help="sample with the raw weights instead of the EMA ones")
+    add_print_config(p, "the model files, the model config they build and every inference setting")
     p.add_argument("--log-level", default="INFO")
     return p
 
 
-def main(argv: list[str] | None = None) -> InferenceResult:
-    """Parse `argv`, run inference and log a summary."""
+def main(argv: list[str] | None = None) -> InferenceResult | None:
+    """Parse `argv`, run inference and log a summary (with `--print-config`: print the settings, run nothing)."""
     args = inference_arg_parser().parse_args(argv)
     setup_logging(args.log_level)
     config, ckpt = resolve_model_files(args.run, args.config, args.ckpt)
+    if args.print_config:
+        settings = {k: v for k, v in vars(args).items() if k not in ("print_config", "log_level")}
+        print_config({"model_files": {"config": str(config), "weights": str(ckpt)},
+                      "inference": {**settings, "device": args.device or default_device()},
+                      "model_config": model_config(config, ckpt, args.first_stage)})
+        return None
     options = InferenceOptions(steps=args.ddim_steps, guidance=args.guidance, eta=args.eta, seed=args.seed,
                                batch_size=args.batch_size, samples_per_input=args.samples_per_input,
                                size=args.size, ext=args.format, submit=args.submit, skip_bad=args.skip_bad,
