@@ -25,6 +25,7 @@ from ldm.models.diffusion.ddim import DDIMSampler
 from ldm.models.diffusion.schedule import NoiseSchedule, check_parameterization
 from ldm.modules.ema import EMA
 from ldm.modules.unet import UNetModel
+from ldm.optim import build_adamw, warmup_decay
 from ldm.randomness import StepRandomness
 from ldm.sd_init import init_unet_from_sd
 
@@ -82,7 +83,8 @@ class ControlLDM(StepRandomness, pl.LightningModule):
                  scale_factor: float | None = None, controlnet: dict | None = None, schedule: dict | None = None,
                  parameterization: str = "eps", p_uncond: float = 0.1, use_ema: bool = True,
                  ema_decay: float = 0.999, learning_rate: float = 1e-4, weight_decay: float = 0.0,
-                 adam_betas: Sequence[float] = (0.9, 0.999), warmup_steps: int = 0, loss_buckets: int = 4,
+                 adam_betas: Sequence[float] = (0.9, 0.999), warmup_steps: int = 0, lr_decay: str = "constant",
+                 min_lr_ratio: float = 0.0, optimizer: dict | None = None, loss_buckets: int = 4,
                  unet_init: str | None = None, val_seed: int = 0):
         super().__init__()
         self.save_hyperparameters()  # load_from_checkpoint rebuilds the model from these (plain values only)
@@ -108,6 +110,9 @@ class ControlLDM(StepRandomness, pl.LightningModule):
         self.use_ema = use_ema
         self.learning_rate, self.weight_decay, self.adam_betas = learning_rate, weight_decay, tuple(adam_betas)
         self.warmup_steps = int(warmup_steps)
+        self.lr_schedule = dict(decay=lr_decay, min_ratio=float(min_lr_ratio))
+        warmup_decay(self.warmup_steps, 0, **self.lr_schedule)  # bad settings fail at build time
+        self.optimizer_settings = dict(optimizer or {})
         self.loss_buckets = int(loss_buckets)
         self.val_seed = int(val_seed)
         # every trainable part: UNet, ControlNet, CF encoder (projection, tower if trainable), null tokens
@@ -134,6 +139,14 @@ class ControlLDM(StepRandomness, pl.LightningModule):
         if cfg["sd_locked"]:
             self.unet.encoder.requires_grad_(False)  # frozen by requires_grad only: unlocking needs no code change
         return net
+
+    default_compile_targets = ("unet", "controlnet")
+
+    def compile_targets(self) -> dict[str, nn.Module]:
+        """The parts `speed.compile` may compile (by name)."""
+        parts = {"unet": self.unet, "controlnet": self.controlnet, "cf_encoder": self.cf_encoder,
+                 "first_stage": self.first_stage}
+        return {name: module for name, module in parts.items() if module is not None}
 
     def trainable_named_parameters(self) -> dict[str, nn.Parameter]:
         """Every parameter the optimiser updates (and EMA tracks), by name."""
@@ -254,11 +267,12 @@ class ControlLDM(StepRandomness, pl.LightningModule):
             self.ema.update()
 
     def configure_optimizers(self):
-        params = list(self.trainable_named_parameters().values())
-        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay,
-                                      betas=self.adam_betas)
-        warmup = max(1, self.warmup_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        """AdamW (fused where the device has it, see `ldm.optim`) with warm-up and constant or cosine decay."""
+        optimizer = build_adamw(self.trainable_named_parameters().values(), self.learning_rate, self.adam_betas,
+                                self.weight_decay, self.optimizer_settings)
+        total = self._trainer.max_steps if self._trainer is not None and self._trainer.max_steps > 0 else 0
+        factor = warmup_decay(self.warmup_steps, total, **self.lr_schedule)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------------------------------- inference

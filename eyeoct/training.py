@@ -19,6 +19,7 @@ from eyeoct.config import ConfigError, instantiate_from_config, require, to_cont
 from eyeoct.data.datamodule import EyeOCTDataModule
 from eyeoct.files import atomic_write
 from eyeoct.runs import LAST_CHECKPOINT, RUN_DIR_ENV
+from eyeoct.speed import SpeedSettings, apply_to_model, apply_to_process, trainer_arguments
 from ldm.randomness import StepRandomness
 
 logger = logging.getLogger(__name__)
@@ -87,13 +88,15 @@ def check_validation_interval(trainer_kwargs: dict[str, Any]) -> None:
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, shards_its_data: bool = False) -> pl.Trainer:
-    """A `pl.Trainer` whose settings come from `cfg.trainer`, logging TensorBoard into the run folder.
+    """A `pl.Trainer` whose settings come from `cfg.trainer` and `cfg.speed`, logging TensorBoard into the run
+    folder.
 
     `shards_its_data`: the datamodule splits batches over the ranks itself (EyeOCTDataModule), so
     Lightning must not wrap its samplers.
     """
     trainer_kwargs = to_container(OmegaConf.select(cfg, "trainer", default=None)) or {}
     check_validation_interval(trainer_kwargs)
+    trainer_kwargs = trainer_arguments(SpeedSettings.from_config(cfg), trainer_kwargs)
     if shards_its_data:
         if trainer_kwargs.get("use_distributed_sampler"):
             raise ConfigError("trainer.use_distributed_sampler=true: EyeOCTDataModule shards the data over the "
@@ -131,9 +134,12 @@ def run_training(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None) 
     step, every random draw of a training step (see ldm/randomness.py).
     """
     seed = int(OmegaConf.select(cfg, "run.seed", default=0))
+    speed = SpeedSettings.from_config(cfg)
+    apply_to_process(speed)
     pl.seed_everything(seed, workers=True)
     datamodule = instantiate_from_config(require(cfg, "data"))
     model = instantiate_from_config(require(cfg, "model"))
+    apply_to_model(model, speed)
     if isinstance(model, StepRandomness):
         model.run_seed = seed
     if isinstance(datamodule, EyeOCTDataModule):

@@ -26,6 +26,7 @@ from eyeoct.config import instantiate_from_config
 from eyeoct.metrics import psnr_per_volume, ssim_per_image
 from ldm.modules.autoencoder_blocks import Decoder, Encoder, conv2d
 from ldm.modules.distributions import DiagonalGaussianDistribution
+from ldm.optim import build_adamw, warmup_decay
 from ldm.randomness import StepRandomness
 
 logger = logging.getLogger(__name__)
@@ -38,22 +39,6 @@ ARCHITECTURE_KEYS = ("ch", "ch_mult", "num_res_blocks", "in_channels", "out_ch",
                      "norm_groups")
 
 
-def _warmup_decay(warmup_steps: int, total_steps: int, decay: str, min_ratio: float):
-    """LR multiplier: linear warm-up over ``warmup_steps``, then constant or cosine down to ``min_ratio``."""
-    if decay not in ("constant", "cosine"):
-        raise ValueError(f"lr_decay must be 'constant' or 'cosine', got {decay!r}")
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if decay == "constant" or total_steps <= warmup_steps:
-            return 1.0
-        progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
-        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
-
-
 class AutoencoderKL(StepRandomness, pl.LightningModule):
     """Encoder -> diagonal Gaussian posterior over z [B, z_channels, H/f, W/f] -> decoder.
 
@@ -63,7 +48,8 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
         lossconfig: target/params block of the training loss (None for inference-only models).
         input_key: key of the image tensor [B, C, H, W] in [-1, 1] in a batch dict.
         learning_rate, disc_learning_rate, betas, weight_decay: AdamW settings (the discriminator's
-            learning rate defaults to the autoencoder's).
+            learning rate defaults to the autoencoder's); optimizer: ``{fused: auto|true|false}``
+            (see ``ldm.optim.build_adamw``).
         warmup_steps, lr_decay ("constant" | "cosine"), min_lr_ratio: schedule over each optimiser's own
             steps (the discriminator's begin at the loss's ``start_step``).
         gradient_clip_val: clip each optimiser's gradient norm (0 = off); Lightning's automatic
@@ -75,7 +61,7 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
                  input_key: str = "oct", learning_rate: float = 1e-4, disc_learning_rate: float | None = None,
                  betas: tuple[float, float] = (0.5, 0.9), weight_decay: float = 0.0, warmup_steps: int = 0,
                  lr_decay: str = "constant", min_lr_ratio: float = 0.0, gradient_clip_val: float = 0.0,
-                 accumulate_grad_batches: int = 1):
+                 accumulate_grad_batches: int = 1, optimizer: Mapping[str, Any] | None = None):
         super().__init__()
         unknown = set(ddconfig) - set(ARCHITECTURE_KEYS)
         if unknown:
@@ -95,6 +81,12 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
         if lossconfig is not None:
             self.loss = instantiate_from_config(lossconfig, image_channels=self.ddconfig.get("out_ch", 6))
         self.input_key = input_key
+
+    default_compile_targets = ("encoder", "decoder")
+
+    def compile_targets(self) -> dict[str, torch.nn.Module]:
+        """The parts `speed.compile` may compile (by name)."""
+        return {"encoder": self.encoder, "decoder": self.decoder}
 
     @property
     def downsampling_factor(self) -> int:
@@ -200,14 +192,12 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
         hp = self.hparams
         loss_fn = self._require_loss()
         ae_params = [p for name, p in self.named_parameters() if not name.startswith("loss.")]
-        optimizers = [torch.optim.AdamW(ae_params, lr=hp.learning_rate, betas=tuple(hp.betas),
-                                        weight_decay=hp.weight_decay)]
+        optimizers = [build_adamw(ae_params, hp.learning_rate, hp.betas, hp.weight_decay, hp.optimizer)]
         if loss_fn.discriminator is not None:
-            optimizers.append(torch.optim.AdamW(loss_fn.discriminator.parameters(),
-                                                lr=hp.disc_learning_rate or hp.learning_rate,
-                                                betas=tuple(hp.betas), weight_decay=hp.weight_decay))
+            optimizers.append(build_adamw(loss_fn.discriminator.parameters(), hp.disc_learning_rate or hp.learning_rate,
+                                          hp.betas, hp.weight_decay, hp.optimizer))
         total = self._trainer.max_steps if self._trainer is not None and self._trainer.max_steps > 0 else 0
-        factor = _warmup_decay(hp.warmup_steps, total, hp.lr_decay, hp.min_lr_ratio)
+        factor = warmup_decay(hp.warmup_steps, total, hp.lr_decay, hp.min_lr_ratio)
         names = ["lr/autoencoder", "lr/discriminator"]
         schedulers = [{"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "step",
                        "name": name} for opt, name in zip(optimizers, names)]
