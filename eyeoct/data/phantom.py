@@ -107,6 +107,14 @@ def _meta(geom: EyeGeometry, config: PhantomConfig, seed: int, index: int, cross
     }
 
 
+def eye_facts(seed: int, index: int, config: PhantomConfig | None = None) -> dict:
+    """What the CF shows of eye `index` about its OCT, without rendering: laterality, pathology and myopia
+    (axial length, 0..1), as in `render_case(...).meta`."""
+    config = config or PhantomConfig()
+    geom = sample_eye(_rng(seed, index, _GEOMETRY), config.p_right, config.p_drusen, config.p_diabetic, config.p_oedema)
+    return {"laterality": geom.laterality, "pathology": geom.pathology, "myopia": round(float(geom.myopia), 4)}
+
+
 def render_case(seed: int, index: int, config: PhantomConfig | None = None, noise_free: bool = False) -> PhantomCase:
     """Render eye number `index` of the phantom seeded by `seed` (both non-negative ints).
 
