@@ -182,9 +182,8 @@ def run_demo(settings: DemoSettings) -> Path:
                 if isinstance(heldout, PhantomDataset) else None)
     eval_settings = EvaluationSettings(metrics=("ssim", "psnr", "radial", "thickness"), axial_um=axial_um,
                                        cf_dir=str(demo_dir / "heldout_cf"))
-    setup = tuple((m, METHOD_DESCRIPTIONS[m]) for m in pred_dirs)
     comparison = compare_methods(pred_dirs, folders["ground_truth"], demo_dir / "eval", eval_settings,
-                                 title="EyeOCT demo: held-out phantom eyes", setup=setup)
+                                 title="EyeOCT demo: held-out phantom eyes", descriptions=METHOD_DESCRIPTIONS)
     timings["evaluation_s"] = time.perf_counter() - start
 
     _stage("6/6 report")

@@ -108,8 +108,7 @@ def test_example_rows_start_at_the_cf_when_one_is_known(folders, tmp_path):
     rows = sorted((with_cf.out_dir / "examples").glob("*.png"))
     assert [p.name for p in rows] == ["01_best.png", "02_median.png", "03_worst.png", "04_random.png"]
     row = Image.open(rows[0])
-    cf_height = round(48 * width / 48)  # the square CF scaled to the tile width
-    assert row.size == (4 * width + 3 * GAP, HEADER + max(height, cf_height))
+    assert row.size == (height + 3 * width + 3 * GAP, HEADER + height)  # the square CF as tall as the B-scans
     assert Image.open(sorted((without.out_dir / "examples").glob("*.png"))[0]).size == (3 * width + 2 * GAP,
                                                                                          HEADER + height)
     assert len(list((without.out_dir / "examples").glob("*.png"))) == 2
@@ -249,3 +248,27 @@ def test_device_auto_follows_cuda_availability():
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device(None) == resolve_device("auto") and resolve_device("cpu") == "cpu"
     assert EvaluationSettings().device == "auto"
+
+
+def test_demo_report_is_the_comparison_with_links_into_eval(folders, tmp_path):
+    from eyeoct.demo import METHOD_DESCRIPTIONS, _results_table, _write_report
+
+    demo_dir = tmp_path / "demo"
+    methods = {"model": folders / "blur", "oracle": folders / "oracle"}
+    comparison = compare_methods(methods, folders / "gt", demo_dir / "eval", _settings(metrics=("ssim", "psnr")),
+                                 descriptions=METHOD_DESCRIPTIONS)
+    montage = demo_dir / "predictions" / "retina" / "montages" / "retina.png"
+    montage.parent.mkdir(parents=True)
+    Image.new("RGB", (30, 20), "red").save(montage)
+    _write_report(demo_dir, comparison, montage)
+    for page in (demo_dir / "report.html", demo_dir / "eval" / "report.html"):
+        html = page.read_text()
+        links = re.findall(r"href='([^']+)'", html)
+        assert "retina.png" in html and all((page.parent / link).is_file() for link in links), page
+        assert METHOD_DESCRIPTIONS["oracle"] in html
+    assert (demo_dir / "report.html").read_text().count("href='eval/") >= 4
+    table = _results_table(comparison).splitlines()
+    assert table[0] == "| method | N | SSIM | PSNR (dB) |"
+    means = comparison.metrics.set_index(["method", "metric"])
+    row = means.loc[("oracle", "ssim")]
+    assert table[3].startswith(f"| oracle | {len(IDS)} | {row['mean']:.4f} [{row['ci_low']:.4f}, {row['ci_high']:.4f}]")

@@ -61,10 +61,11 @@ def _scan_tile(volume: np.ndarray, slices: tuple[int, ...]) -> Image.Image:
     return canvas
 
 
-def _cf_tile(cf: np.ndarray, width: int) -> Image.Image:
+def _cf_tile(cf: np.ndarray, height: int) -> Image.Image:
+    """The CF photo scaled to `height` (the B-scan tiles' height), keeping its aspect ratio."""
     image = Image.fromarray(cf).convert("RGB")
-    height = max(1, round(image.height * width / image.width))
-    method = Image.Resampling.NEAREST if width >= image.width else Image.Resampling.BOX
+    width = max(1, round(image.width * height / image.height))
+    method = Image.Resampling.NEAREST if height >= image.height else Image.Resampling.BOX
     return image.resize((width, height), method)
 
 
@@ -87,17 +88,18 @@ def example_row_png(gt: np.ndarray, preds: dict[str, np.ndarray], slices: tuple[
     labels = tile_labels(gt, preds, slices)
     tiles = [("ground truth", "", _scan_tile(gt, slices))]
     tiles += [(name, labels[name], _scan_tile(pred, slices)) for name, pred in preds.items()]
-    width = tiles[0][2].width
+    body = tiles[0][2].height
     if cf is not None:
-        tiles.insert(0, ("CF photo", "", _cf_tile(cf, width)))
-    body = max(tile.height for _, _, tile in tiles)
-    canvas = Image.new("RGB", (len(tiles) * (width + GAP) - GAP, HEADER + body), "white")
+        tiles.insert(0, ("CF photo", "", _cf_tile(cf, body)))
+    canvas = Image.new("RGB", (sum(tile.width for _, _, tile in tiles) + GAP * (len(tiles) - 1), HEADER + body),
+                       "white")
     draw = ImageDraw.Draw(canvas)
-    for index, (title, subtitle, tile) in enumerate(tiles):
-        x = index * (width + GAP)
+    x = 0
+    for title, subtitle, tile in tiles:
         draw.text((x + 2, 2), title, fill="black", font=font)
         draw.text((x + 2, 18), subtitle, fill=(40, 40, 160), font=font)
         canvas.paste(tile, (x, HEADER))
+        x += tile.width + GAP
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()

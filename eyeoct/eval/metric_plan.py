@@ -7,6 +7,7 @@ asked for explicitly that cannot run is a `MetricUnavailableError` naming the me
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 from eyeoct.metrics.msssim import MIN_SIZE as MSSSIM_MIN_SIZE
@@ -31,7 +32,15 @@ def check_metric_names(metrics: Sequence[str]) -> None:
         raise ValueError(f"unknown metric(s) {unknown or '(none given)'}; choose from {', '.join(ALL_METRICS)}")
 
 
+WEIGHT_FLAGS = {I3D_WEIGHTS.env_var: "--fvd-weights", INCEPTION_WEIGHTS.env_var: "--inception-weights",
+                LPIPS_BACKBONE_WEIGHTS.env_var: "--lpips-backbone", LPIPS_LINEAR_WEIGHTS.env_var: "--lpips-linear"}
+
+
 def _missing_weights(path: str | None, spec: WeightsSpec) -> str | None:
+    """Why `spec`'s weights cannot be had: none named (a short reason) or a named file missing (its message)."""
+    if path in (None, "") and not os.environ.get(spec.env_var):
+        return (f"{spec.metric} needs local weights '{spec.expected_file}' and none were given "
+                f"({WEIGHT_FLAGS[spec.env_var]} or {spec.env_var}; see 'Local weights' in the README)")
     try:
         resolve_weights(path, spec)
     except FileNotFoundError as err:

@@ -190,10 +190,10 @@ def _reference_notes(per_case: pd.DataFrame, axial_um: float | None) -> list[str
 
 def compare_methods(pred_dirs: dict[str, str | Path], gt: str | Path, out_dir: str | Path | None = None,
                     settings: EvaluationSettings | None = None, title: str | None = None,
-                    setup: tuple[tuple[str, str], ...] = ()) -> Comparison:
+                    descriptions: dict[str, str] | None = None) -> Comparison:
     """Score every prediction folder (submission layout, named by the dict's keys; the first is the reference
     of the paired differences) against `gt` (same layout or an APTOS CSV) and write the report folder
-    (default `<first pred>_eval/`). `setup` adds (label, text) lines to the report's set-up paragraph."""
+    (default `<first pred>_eval/`). `descriptions` says in the report what a method is."""
     settings = settings or EvaluationSettings()
     methods = _check_methods(pred_dirs)
     names = list(methods)
@@ -242,7 +242,8 @@ def compare_methods(pred_dirs: dict[str, str | Path], gt: str | Path, out_dir: s
     content = ReportContent(
         title=title or f"EyeOCT evaluation: {', '.join(names)}",
         setup=(("Ground truth", f"{truth.source} ({len(case_ids)} cases, B-scans {gt_size[0]}x{gt_size[1]})"),
-               *((f"Method {m}", str(folder)) for m, folder in methods.items()), *setup,
+               *((f"Method {m}", (f"{descriptions[m]} ({folder})" if m in (descriptions or {}) else str(folder)))
+                 for m, folder in methods.items()),
                ("Metrics", ", ".join(metrics)),
                *((f"Skipped {m}", reason) for m, reason in skipped.items()),
                ("Statistics", bootstrap.describe()),
