@@ -5,7 +5,9 @@ Case resampling: `bootstrap_indices(n, B, seed)` draws B resamples of the n case
 generator). Every method and metric is resampled with the same indices, so differences are paired.
 Intervals are percentile intervals of the resampled means. The paired test is the two-sided Wilcoxon
 signed-rank test of the per-case differences (`scipy.stats.wilcoxon`, zeros dropped: "wilcox"); when every
-difference is zero there is nothing to test and p = 1.
+difference is zero there is nothing to test and p = 1. Non-finite values (PSNR of identical volumes is inf)
+are left out: a mean uses the finite cases, a difference the cases finite in both methods, each resampled
+among themselves with the same seed.
 """
 from __future__ import annotations
 
