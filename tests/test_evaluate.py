@@ -80,6 +80,9 @@ def test_aptos_csv_ground_truth_matches_folder_ground_truth(tmp_path):
     from_dir, _, _ = evaluate_folder(pred_dir, pred_dir, tmp_path / "o2", settings)
     pd.testing.assert_frame_equal(from_csv, from_dir)
     assert from_csv["case"].tolist() == ["00000-1L", "00001-1R"] and (from_csv["ssim"] == 1.0).all()
+    # the CSV names each case's CF photo: the example rows start with it, a folder ground truth has none
+    assert "Columns: CF | ground truth | by_cf_stem" in (tmp_path / "o1" / "report.html").read_text()
+    assert "the rows start at the ground truth" in (tmp_path / "o2" / "report.html").read_text()
 
 
 def test_case_mismatch_lists_missing_and_extra(tmp_path):
