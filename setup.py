@@ -34,6 +34,7 @@ setup(
         "pillow>=10.0",
         "scikit-image>=0.22",
         "scipy>=1.10",
+        "matplotlib>=3.7",
         "tensorboard>=2.14",
         "safetensors>=0.4",
         "tqdm>=4.66",

@@ -7,6 +7,7 @@ on the held-out eyes, against the mean training volume measured in the same run:
 - `k nearest by metadata`: the mean of the k training volumes of the same laterality and pathology closest
   in axial length (myopia). It reads the phantom's hidden parameters, so it bounds what a predictor
   that recovers those CF-visible facts could reach with a mean of similar eyes.
+The predictors are library code (eyeoct/baselines/ceiling.py), shared with the demo's report (method `ceiling`).
 
     python benchmarks/phantom_ceiling.py [--k 8]
 """
@@ -16,6 +17,7 @@ import argparse
 
 import numpy as np
 
+from eyeoct.baselines.ceiling import ceiling_volumes
 from eyeoct.data.phantom import PhantomConfig, render_case
 from eyeoct.metrics.psnr import psnr_per_volume
 from eyeoct.metrics.ssim import ssim_per_image
@@ -27,17 +29,6 @@ TRAIN, HELDOUT = range(0, 256), range(20000, 20032)
 def render(indices: range) -> tuple[np.ndarray, list[dict]]:
     cases = [render_case(0, i, DEMO_PHANTOM) for i in indices]
     return np.stack([c.oct for c in cases]).astype(np.float64), [c.meta for c in cases]
-
-
-def same_kind(meta: dict, train_meta: list[dict]) -> list[int]:
-    """Indices of the training eyes with the same laterality and pathology."""
-    return [i for i, m in enumerate(train_meta)
-            if (m["laterality"], m["pathology"]) == (meta["laterality"], meta["pathology"])]
-
-
-def nearest_by_metadata(meta: dict, train_meta: list[dict], k: int) -> list[int]:
-    """Indices of the k training eyes of the same laterality and pathology closest in myopia."""
-    return sorted(same_kind(meta, train_meta), key=lambda i: abs(train_meta[i]["myopia"] - meta["myopia"]))[:k]
 
 
 def score(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -56,10 +47,8 @@ def main() -> None:
     truth, test_meta = render(HELDOUT)
     predictions = {
         "mean": np.broadcast_to(train.mean(axis=0), truth.shape),
-        "same laterality + pathology": np.stack([
-            train[same_kind(m, train_meta)].mean(axis=0) for m in test_meta]),
-        f"{args.k} nearest by metadata": np.stack([
-            train[nearest_by_metadata(m, train_meta, args.k)].mean(axis=0) for m in test_meta]),
+        "same laterality + pathology": ceiling_volumes(train, train_meta, test_meta, k=None),
+        f"{args.k} nearest by metadata": ceiling_volumes(train, train_meta, test_meta, k=args.k),
     }
     baseline = score(predictions["mean"], truth)
     print(f"{len(TRAIN)} training eyes, {len(HELDOUT)} held-out eyes, B-scans "

@@ -6,14 +6,16 @@ Everything lands in one new folder `runs/demo/<timestamp>/`:
     dm/            stage-2 run
     heldout_cf/    the held-out phantom CF photos given to inference
     predictions/   heldout/ (model, submission layout) and retina/ (skimage's real fundus photo)
-    baselines/     mean, nn_pixel, nn_encoder, oracle and ground_truth volumes
-    eval/          one evaluation folder per method (per_case.csv, summary.json, report.html)
-    results.md     the results table; report.html links everything
+    baselines/     mean, nn_pixel, nn_encoder, ceiling, oracle and ground_truth volumes
+    eval/          the comparison report of every method (report.html, per_case/metrics/differences CSV and
+                   JSON, summary.json, plots/, examples/)
+    results.md     the results table; report.html is eval/report.html (links into eval/)
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +24,12 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from eyeoct.baselines import BaselineSettings, baseline_data, write_baselines
+from eyeoct.baselines.ceiling import DEFAULT_K, write_ceiling
 from eyeoct.config import load_config, save_config
 from eyeoct.data.transforms import unit_to_uint8
-from eyeoct.eval.run import EvaluationSettings, evaluate_folder
+from eyeoct.data.datasets import PhantomDataset
+from eyeoct.eval import Comparison, EvaluationSettings, compare_methods
+from eyeoct.eval.report import Picture, render_html
 from eyeoct.inference.inputs import collect_inputs
 from eyeoct.inference.loading import load_inference_model
 from eyeoct.inference.runner import InferenceOptions, cf_preparer, run_inference
@@ -35,9 +40,18 @@ logger = logging.getLogger(__name__)
 
 AE_CONFIG, DM_CONFIG = "ae/phantom_demo", "dm/phantom_demo"  # packaged configs (eyeoct.config.resolve_config_path)
 HELDOUT_PART = "test"
-METHODS = ("model", "mean", "nn_pixel", "nn_encoder", "oracle")
+METHODS = ("model", "mean", "nn_pixel", "nn_encoder", "ceiling", "oracle")
+METHOD_DESCRIPTIONS = {
+    "model": "the trained model, per-pixel mean of its samples per eye",
+    "mean": "the mean training volume, the same for every eye",
+    "nn_pixel": "the training eye whose CF is closest in pixels",
+    "nn_encoder": "the training eye whose CF is closest in the trained model's CF-encoder space",
+    "ceiling": f"CF-information ceiling: mean of the {DEFAULT_K} training eyes of the same laterality and pathology "
+               "closest in axial length (reads the phantom's hidden parameters)",
+    "oracle": "the true B-scans without speckle",
+}
 TABLE_METRICS = (("ssim", "SSIM", "{:.4f}"), ("psnr", "PSNR (dB)", "{:.2f}"),
-                 ("radial_pred", "radial dev.", "{:.4f}"))
+                 ("thickness_mae_um", "thickness MAE (um)", "{:.1f}"), ("radial_pred", "radial dev.", "{:.4f}"))
 
 
 @dataclass
@@ -91,35 +105,34 @@ def _write_retina(folder: Path) -> Path:
     return path
 
 
-def _results_table(summaries: dict[str, dict]) -> str:
-    header = "| method | N | " + " | ".join(name for _, name, _ in TABLE_METRICS) + " |"
-    lines = [header, "|" + "---|" * (2 + len(TABLE_METRICS))]
-    for method, summary in summaries.items():
-        cells = [fmt.format(summary[key]["mean"]) if key in summary else "-" for key, _, fmt in TABLE_METRICS]
-        lines.append(f"| {method} | {summary['n_cases']} | " + " | ".join(cells) + " |")
-    reference = next(iter(summaries.values())).get("radial_gt")
-    if reference:
-        lines.append(f"\nradial dev. of the ground-truth volumes themselves: {reference['mean']:.4f}")
-    return "\n".join(lines) + "\n"
+def _results_table(comparison: Comparison) -> str:
+    """Markdown table: one row per method, mean [95% interval] per metric."""
+    metrics = comparison.metrics.set_index(["method", "metric"])
+    shown = [(key, name, fmt) for key, name, fmt in TABLE_METRICS if key in set(comparison.metrics["metric"])]
+    lines = ["| method | N | " + " | ".join(name for _, name, _ in shown) + " |", "|" + "---|" * (2 + len(shown))]
+    for method in comparison.methods:
+        cells = []
+        for key, _, fmt in shown:
+            row = metrics.loc[(method, key)]
+            cells.append(f"{fmt.format(row['mean'])} [{fmt.format(row['ci_low'])}, {fmt.format(row['ci_high'])}]")
+        lines.append(f"| {method} | {len(comparison.case_ids)} | " + " | ".join(cells) + " |")
+    reference = comparison.per_case["radial_gt"].mean() if "radial_gt" in comparison.per_case else None
+    footer = "\nMean over eyes [95% bootstrap interval]."
+    if reference is not None:
+        footer += f" Radial dev. of the ground-truth volumes themselves: {reference:.4f}."
+    return "\n".join(lines) + "\n" + footer + "\n"
 
 
-def _report_html(demo_dir: Path, table_md: str, eval_dirs: dict[str, Path], retina_montage: Path | None) -> str:
-    rows = []
-    for line in table_md.strip().splitlines():
-        if set(line.replace("|", "").strip()) <= {"-"}:
-            continue
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        tag = "th" if not rows else "td"
-        rows.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
-    links = "".join(f'<li><a href="{d.relative_to(demo_dir)}/report.html">{m}</a></li>' for m, d in eval_dirs.items())
-    retina = (f'<h2>Real fundus photograph (skimage.data.retina)</h2><img src="{retina_montage.relative_to(demo_dir)}">'
-              if retina_montage else "")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>EyeOCT demo</title>"
-            f"<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 10px;text-align:right}}</style>"
-            f"</head><body><h1>EyeOCT demo: held-out phantom eyes</h1><table>{''.join(rows)}</table>"
-            f"<p>SSIM and PSNR: higher is better; radial deviation: disagreement of the six slices' shared "
-            f"central A-scan, lower is better (the ground truth's own level is in each report).</p>"
-            f"<h2>Per-method reports</h2><ul>{links}</ul>{retina}</body></html>")
+def _write_report(demo_dir: Path, comparison: Comparison, retina_montage: Path | None) -> None:
+    """The comparison report, also as demo_dir/report.html (links into eval/), with the real-photo montage."""
+    content = comparison.content
+    if retina_montage is not None:
+        content.appendix.append(Picture("The model on a real fundus photograph (skimage.data.retina)",
+                                        os.path.relpath(retina_montage, comparison.out_dir),
+                                        retina_montage.read_bytes(), "The CF beside its six generated B-scans."))
+    (comparison.out_dir / "report.html").write_text(render_html(content), encoding="utf-8")
+    base = os.path.relpath(comparison.out_dir, demo_dir) + "/"
+    (demo_dir / "report.html").write_text(render_html(content, base), encoding="utf-8")
 
 
 def run_demo(settings: DemoSettings) -> Path:
@@ -139,11 +152,14 @@ def run_demo(settings: DemoSettings) -> Path:
     dm_config, dm_ckpt = demo_dir / "dm" / CONFIG_NAME, demo_dir / "dm" / "checkpoints" / "last.ckpt"
     timings["stage2_s"] = time.perf_counter() - start
 
-    start = _stage("3/6 baselines: mean volume, nearest neighbour (pixels, CF encoder), noise-free oracle")
+    start = _stage("3/6 baselines: mean volume, nearest neighbour (pixels, CF encoder), CF-information ceiling, "
+                   "noise-free oracle")
     data = baseline_data(dm_cfg, [HELDOUT_PART], want_oracle=True)
     height, width = data.heldout[0][0]["oct"].shape[-2:]
     folders = write_baselines(data, demo_dir / "baselines", BaselineSettings(ext="png", info={"demo": str(demo_dir)}),
                               cf_encoder_config=dm_config, cf_encoder_ckpt=dm_ckpt)
+    if isinstance(data.train, PhantomDataset):
+        folders["ceiling"] = write_ceiling(data.train, data.heldout, demo_dir / "baselines" / "ceiling")
     timings["baselines_s"] = time.perf_counter() - start
 
     start = _stage(f"4/6 inference: {settings.ddim_steps} DDIM steps, {settings.samples_per_input} samples per "
@@ -166,25 +182,27 @@ def run_demo(settings: DemoSettings) -> Path:
 
     start = _stage("5/6 evaluation against the held-out ground truth")
     pred_dirs = {"model": predictions / "heldout", **{m: folders[m] for m in METHODS if m in folders}}
-    eval_settings = EvaluationSettings(metrics=("ssim", "psnr", "radial"))
-    summaries, eval_dirs = {}, {}
-    for method, pred_dir in pred_dirs.items():
-        _, summary, eval_dirs[method] = evaluate_folder(pred_dir, folders["ground_truth"],
-                                                        demo_dir / "eval" / method, eval_settings)
-        summaries[method] = summary
+    heldout = data.heldout[0]
+    axial_um = (1000.0 * heldout.config.scan_depth_mm / heldout.config.oct_height
+                if isinstance(heldout, PhantomDataset) else None)
+    eval_settings = EvaluationSettings(metrics=("ssim", "psnr", "radial", "thickness"), axial_um=axial_um,
+                                       cf_dir=str(demo_dir / "heldout_cf"))
+    comparison = compare_methods(pred_dirs, folders["ground_truth"], demo_dir / "eval", eval_settings,
+                                 title="EyeOCT demo: held-out phantom eyes", descriptions=METHOD_DESCRIPTIONS)
     timings["evaluation_s"] = time.perf_counter() - start
 
     _stage("6/6 report")
-    table = _results_table(summaries)
+    table = _results_table(comparison)
     (demo_dir / "results.md").write_text(table)
+    means = comparison.metrics.set_index(["method", "metric"])["mean"]
     (demo_dir / "results.json").write_text(json.dumps(
-        {"table": {m: {k: s[k]["mean"] for k, _, _ in TABLE_METRICS if k in s} | {"n_cases": s["n_cases"]}
-                   for m, s in summaries.items()},
+        {"table": {m: {k: means[(m, k)] for k, _, _ in TABLE_METRICS if (m, k) in means.index}
+                   | {"n_cases": len(comparison.case_ids)} for m in comparison.methods},
          "timings_s": {k: round(v, 1) for k, v in timings.items()},
          "ddim_steps": settings.ddim_steps, "guidance": settings.guidance,
          "samples_per_input": settings.samples_per_input}, indent=2) + "\n")
     montages = sorted((predictions / "retina" / "montages").glob("*.png"))
-    (demo_dir / "report.html").write_text(_report_html(demo_dir, table, eval_dirs, montages[0] if montages else None))
-    logger.info("results on %d held-out phantom eyes:\n%s", summaries["model"]["n_cases"], table)
+    _write_report(demo_dir, comparison, montages[0] if montages else None)
+    logger.info("results on %d held-out phantom eyes:\n%s", len(comparison.case_ids), table)
     logger.info("timings (s): %s", ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     return demo_dir

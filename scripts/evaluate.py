@@ -1,6 +1,6 @@
-"""Evaluate a prediction folder (<pred>/<stem>/<stem>_{0..5}.<ext>) against ground truth (see `eyeoct-evaluate`).
+"""Evaluate prediction folders against ground truth in one comparison report (see `eyeoct-evaluate --help`).
 
-Example: python scripts/evaluate.py --pred runs/x/preds --gt data/aptos/train/train.csv --metrics ssim,psnr,fvd
+Example: python scripts/evaluate.py --pred model=preds --pred mean=baselines/mean --gt baselines/ground_truth
 """
 from eyeoct.commands.evaluate import main
 

@@ -44,11 +44,16 @@ def test_identical_and_offset_cases_give_known_table(tmp_path, repo_root):
     assert (table["radial_gt"] == table.loc[:, "radial_gt"]).all()
     assert table.loc["case0", "radial_pred"] == pytest.approx(table.loc["case0", "radial_gt"])
     summary = json.loads((out_dir / "summary.json").read_text())
-    assert summary["n_cases"] == 3 and summary["data_range"] == 255
-    assert summary["psnr"]["n_inf"] == 2 and summary["psnr"]["mean"] == "inf"
-    assert summary["psnr"]["mean_finite"] == pytest.approx(10 * np.log10(255**2 / 100))
+    assert summary["n_cases"] == 3 and summary["data_range"] == 255 and summary["reference"] == "pred"
+    psnr = summary["methods"]["pred"]["psnr"]
+    assert psnr["n_inf"] == 2 and psnr["mean"] == "inf"
+    assert psnr["mean_finite"] == pytest.approx(10 * np.log10(255**2 / 100))
+    metrics = pd.read_csv(out_dir / "metrics.csv").set_index("metric")
+    assert metrics.loc["psnr", "n"] == 1 and metrics.loc["psnr", "n_nonfinite"] == 2  # inf left out, counted
+    assert metrics.loc["psnr", "mean"] == pytest.approx(10 * np.log10(255**2 / 100))
     report = (out_dir / "report.html").read_text()
-    assert report.count("data:image/png;base64,") == 3 and "worst: case1" in report
+    # plots (metrics, SSIM per slice; no scatter with one method) and three example rows: best, median, worst
+    assert report.count("data:image/png;base64,") == 2 + 3 and "worst: case1" in report
     # a second run never overwrites: default goes to a new folder, an explicit existing folder is an error
     _, _, second = evaluate_folder(pred_dir, gt_dir, settings=EvaluationSettings(metrics=("psnr",)))
     assert second == tmp_path / "pred_eval_1"
@@ -75,6 +80,9 @@ def test_aptos_csv_ground_truth_matches_folder_ground_truth(tmp_path):
     from_dir, _, _ = evaluate_folder(pred_dir, pred_dir, tmp_path / "o2", settings)
     pd.testing.assert_frame_equal(from_csv, from_dir)
     assert from_csv["case"].tolist() == ["00000-1L", "00001-1R"] and (from_csv["ssim"] == 1.0).all()
+    # the CSV names each case's CF photo: the example rows start with it, a folder ground truth has none
+    assert "Columns: CF | ground truth | by_cf_stem" in (tmp_path / "o1" / "report.html").read_text()
+    assert "the rows start at the ground truth" in (tmp_path / "o2" / "report.html").read_text()
 
 
 def test_case_mismatch_lists_missing_and_extra(tmp_path):

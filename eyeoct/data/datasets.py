@@ -21,7 +21,7 @@ from eyeoct.data.cases import EyeCase, split_by_group
 from eyeoct.data.errors import DataError, DataProblem, DataProblems
 from eyeoct.data.folder import load_folder_cases
 from eyeoct.data.images import read_oct_slice, read_rgb
-from eyeoct.data.phantom import PhantomConfig, render_case
+from eyeoct.data.phantom import PhantomConfig, eye_facts, render_case
 from eyeoct.data.transforms import cf_to_tensor, preprocess_cf, preprocess_oct, uint8_to_unit
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,10 @@ class PhantomDataset(CaseArrayDataset):
     def cache_settings(self) -> dict[str, Any]:
         return {"kind": "phantom", "seed": self.seed, "noise_free": self.noise_free, "config": asdict(self.config),
                 "code": code_fingerprint(sorted(_DATA_DIR.glob("phantom*.py")))}
+
+    def eye_facts(self, index: int) -> dict:
+        """Laterality, pathology and myopia of case `index` (the phantom's hidden parameters the CF shows)."""
+        return eye_facts(self.seed, self.start + index, self.config)
 
     def load_arrays(self, index: int) -> dict[str, np.ndarray]:
         case = render_case(self.seed, self.start + index, self.config, noise_free=self.noise_free)

@@ -17,7 +17,7 @@ import numpy as np
 
 from eyeoct.data.phantom_cf import FundusView, render_cf
 from eyeoct.data.phantom_geometry import EyeGeometry, sample_eye
-from eyeoct.data.phantom_oct import SLICE_ANGLES_DEG, render_bscans
+from eyeoct.data.phantom_oct import SLICE_ANGLES_DEG, boundary_rows, render_bscans
 
 # Independent random streams of one case: the eye itself, its choroid texture, OCT speckle, CF noise.
 _GEOMETRY, _TEXTURE, _SPECKLE, _CF_NOISE = 0, 1, 2, 3
@@ -107,6 +107,14 @@ def _meta(geom: EyeGeometry, config: PhantomConfig, seed: int, index: int, cross
     }
 
 
+def eye_facts(seed: int, index: int, config: PhantomConfig | None = None) -> dict:
+    """What the CF shows of eye `index` about its OCT, without rendering: laterality, pathology and myopia
+    (axial length, 0..1), as in `render_case(...).meta`."""
+    config = config or PhantomConfig()
+    geom = sample_eye(_rng(seed, index, _GEOMETRY), config.p_right, config.p_drusen, config.p_diabetic, config.p_oedema)
+    return {"laterality": geom.laterality, "pathology": geom.pathology, "myopia": round(float(geom.myopia), 4)}
+
+
 def render_case(seed: int, index: int, config: PhantomConfig | None = None, noise_free: bool = False) -> PhantomCase:
     """Render eye number `index` of the phantom seeded by `seed` (both non-negative ints).
 
@@ -121,3 +129,11 @@ def render_case(seed: int, index: int, config: PhantomConfig | None = None, nois
         geom, config.oct_height, config.oct_width, config.scan_length_mm, config.scan_depth_mm,
         _rng(seed, index, _TEXTURE), None if noise_free else _rng(seed, index, _SPECKLE), config.speckle_looks)
     return PhantomCase(cf=cf, oct=oct_slices, meta=_meta(geom, config, seed, index, crossings), geometry=geom)
+
+
+def true_boundary_rows(case: PhantomCase, names: tuple[str, ...] = ("ilm", "rpe_bottom")) -> dict[str, np.ndarray]:
+    """Where the renderer put the named layer boundaries of `case`'s six B-scans: fractional rows [6, W] each
+    (see `phantom_oct.boundary_rows`). "ilm" is the inner limiting membrane, "rpe_bottom" the RPE's outer edge."""
+    config = PhantomConfig(**case.meta["config"])
+    return boundary_rows(case.geometry, config.oct_height, config.oct_width, config.scan_length_mm,
+                         config.scan_depth_mm, names)

@@ -80,6 +80,21 @@ def _speckle(img: np.ndarray, rng: np.random.Generator, looks: float) -> np.ndar
     return img * grain ** 0.5 * gain
 
 
+def boundary_rows(geom: EyeGeometry, height: int, width: int, length_mm: float, depth_mm: float,
+                  names: tuple[str, ...] = ("ilm", "rpe_bottom")) -> dict[str, np.ndarray]:
+    """True depth of the named boundaries (BOUNDARY_NAMES, "csi") in fractional pixel rows, [6, width] each.
+
+    Row i samples depth (i + 0.5) D / H and a layer edge is drawn half-way up its soft step at the boundary
+    depth z, so the boundary lies at row z H / D - 0.5 (column j as in the rendered B-scan)."""
+    rows = {name: np.empty((N_SLICES, width), np.float64) for name in names}
+    for k, angle in enumerate(SLICE_ANGLES_DEG):
+        grid = scan_grid(geom, angle, height, width, length_mm, depth_mm)
+        bounds = layer_boundaries(geom, grid.x, grid.y)
+        for name in names:
+            rows[name][k] = bounds[name] / grid.mm_per_row - 0.5
+    return rows
+
+
 def render_bscans(geom: EyeGeometry, height: int, width: int, length_mm: float, depth_mm: float,
                   texture_rng: np.random.Generator, noise_rng: np.random.Generator | None,
                   speckle_looks: float = 1.0) -> tuple[np.ndarray, dict[int, list[dict]]]:

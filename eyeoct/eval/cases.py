@@ -1,4 +1,4 @@
-"""Ground-truth sources (a volume folder or an APTOS CSV), case matching and the resize rule."""
+"""Ground-truth sources (a volume folder or an APTOS CSV), their CF photos, case matching and the resize rule."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eyeoct.volume_io import list_volume_cases, read_volume
+from eyeoct.volume_io import IMAGE_EXTENSIONS, list_volume_cases, read_volume
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +31,13 @@ def resize_volume(volume: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 class GroundTruth:
-    """Case id -> loader of the uint8 [6,H,W] ground-truth volume."""
+    """Case id -> loader of the uint8 [6,H,W] ground-truth volume, and the CF photo of each case when known."""
 
-    def __init__(self, source: str, loaders: dict[str, Callable[[], np.ndarray]]):
+    def __init__(self, source: str, loaders: dict[str, Callable[[], np.ndarray]],
+                 cf_paths: dict[str, Path] | None = None):
         self.source = source
         self._loaders = loaders
+        self.cf_paths = dict(cf_paths or {})
 
     @property
     def case_ids(self) -> list[str]:
@@ -71,7 +73,27 @@ class GroundTruth:
             return load
 
         cases = load_aptos_cases(csv_path, data_root=data_root, require_oct=True)
-        return cls(str(csv_path), {case.case_id: loader(case) for case in cases})
+        return cls(str(csv_path), {case.case_id: loader(case) for case in cases},
+                   {case.case_id: case.cf_path for case in cases})
+
+
+def find_cf_images(folder: str | Path, case_ids: list[str]) -> dict[str, Path]:
+    """`<folder>/<case id>.<png|jpg|...>` for every case that has one (a missing folder is an error)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"CF folder not found: {folder} (expected <case id>.png/.jpg files)")
+    found = {}
+    for case_id in case_ids:
+        for ext in IMAGE_EXTENSIONS:
+            candidate = folder / f"{case_id}{ext}"
+            if candidate.is_file():
+                found[case_id] = candidate
+                break
+    missing = [c for c in case_ids if c not in found]
+    if missing:
+        logger.warning("%d of %d cases have no CF photo in %s (e.g. %s): their example rows start at the "
+                       "ground truth", len(missing), len(case_ids), folder, ", ".join(missing[:3]))
+    return found
 
 
 def match_cases(pred_ids: list[str], gt_ids: list[str], pred_source: str, gt_source: str) -> list[str]:
