@@ -1,6 +1,6 @@
 """Peak GPU memory of one stage-2 training step under DDP, estimated on the meta device (no GPU needed).
 
-    python benchmarks/memory_stage2.py [--config configs/dm/aptos_cldm.yaml] [--batch-size 8] [key=value ...]
+    python benchmarks/memory_stage2.py [--batch-size 8] [key=value ...]   (overrides of configs/dm/aptos_cldm.yaml)
 
 The model is built and run on the meta device (shapes only). Per GPU it counts:
   - fp32 weights (trainable, and the frozen autoencoder), fp32 gradients, DDP's gradient buckets (a second
@@ -21,23 +21,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eyeoct.config import instantiate_from_config, load_config  # noqa: E402
+from aptos_models import stage2_config  # noqa: E402
+
+from eyeoct.config import instantiate_from_config  # noqa: E402
 from ldm.modules.attention import OCTTransformerBlock  # noqa: E402
 from ldm.modules.unet_blocks import ResBlock  # noqa: E402
 
 GIB = 2**30
-AE_CONFIG = REPO / "configs/ae/aptos_kl_f8.yaml"
 CHECKPOINTED = (ResBlock, OCTTransformerBlock)
 
 
-def build_on_meta(config: Path, overrides: list[str]) -> tuple[nn.Module, dict]:
-    """The stage-2 model of `config` on the meta device, with a random first stage of the APTOS architecture."""
-    ae = load_config([AE_CONFIG]).model
-    cfg = load_config([config], ["model.params.first_stage=null", "model.params.scale_factor=1.0", *overrides])
-    cfg.model.params.first_stage_config = {"target": ae.target, "params": {"ddconfig": ae.params.ddconfig}}
+def build_on_meta(overrides: list[str]) -> tuple[nn.Module, dict]:
+    """The APTOS stage-2 model on the meta device, with a random first stage of the APTOS architecture."""
+    cfg = stage2_config("aptos", overrides)
     with torch.device("meta"):
         model = instantiate_from_config(cfg.model)
     return model, cfg
@@ -83,11 +81,10 @@ def set_checkpointing(model: nn.Module, enabled: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=REPO / "configs/dm/aptos_cldm.yaml")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    model, cfg = build_on_meta(args.config, args.overrides)
+    model, cfg = build_on_meta(args.overrides)
     model.train()
     trainable = sum(p.numel() for p in model.trainable_named_parameters().values())
     frozen = sum(p.numel() for p in model.parameters()) - trainable
@@ -109,7 +106,7 @@ def main() -> None:
         f"saved activations ({'checkpointed' if checkpointed else 'no checkpointing'})": saved,
         "largest recomputed block": largest_block if checkpointed else 0,
     }
-    print(f"{args.config.name}: batch {args.batch_size} per GPU, OCT {h}x{w}, CF {cf}, latent "
+    print(f"aptos_cldm.yaml: batch {args.batch_size} per GPU, OCT {h}x{w}, CF {cf}, latent "
           f"{tuple(model.latent_shape)}, {trainable / 1e6:.0f}M trainable + {frozen / 1e6:.0f}M frozen parameters")
     for name, value in lines.items():
         print(f"  {name:<52} {value / GIB:7.2f} GiB")

@@ -97,7 +97,7 @@ def test_print_config_of_the_other_commands(capsys, empty_cwd, tmp_path):
     assert cfg["ae"]["trainer"]["max_steps"] == 3 and cfg["demo"]["ddim_steps"] == 50
     assert cfg["dm"]["model"]["params"]["first_stage"] == "r/demo/<timestamp>/ae/export"
     cfg = printed(capsys, evaluate.main, ["--pred", "preds", "--gt", "truth"])
-    assert cfg["out"] == "preds_eval" and cfg["settings"]["device"] == "cpu"
+    assert cfg["out"] == "preds_eval" and cfg["settings"]["device"] == "auto"  # CUDA when present
     cfg = printed(capsys, make_phantom.main, ["--out", "phantom", "--n", "3", "--oct-size", "40x64"])
     assert cfg["n"] == 3 and cfg["phantom"]["oct_height"] == 40 and cfg["phantom"]["oct_width"] == 64
     ckpt = tmp_path / "model.ckpt"  # never read by --print-config
