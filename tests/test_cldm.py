@@ -120,17 +120,18 @@ def test_pooled_cf_vector_conditions_unet_and_controlnet_and_is_zero_when_droppe
         build_model(repo_root, "model.params.cf_encoder_config.pooled_dim=8")
 
 
-def test_sample_shape_range_determinism_and_per_item_generators(repo_root):
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp-2m"])
+def test_sample_shape_range_determinism_and_per_item_generators(repo_root, sampler):
     model, _ = build_model(repo_root)
     cf = tiny_batch(3)["cf"]
-    a = model.sample(cf, steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(5))
-    b = model.sample(cf, steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(5))
+    a = model.sample(cf, steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(5), sampler=sampler)
+    b = model.sample(cf, steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(5), sampler=sampler)
     assert a.shape == (3, 6, 32, 32) and a.min() >= -1 and a.max() <= 1
     assert torch.equal(a, b)
     # one generator per item: an item's sample does not depend on the rest of the batch
     gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]  # noqa: E731
-    full = model.sample(cf, steps=2, generator=gens([1, 2, 3]))
-    alone = model.sample(cf[1:2], steps=2, generator=gens([2]))
+    full = model.sample(cf, steps=2, generator=gens([1, 2, 3]), sampler=sampler)
+    alone = model.sample(cf[1:2], steps=2, generator=gens([2]), sampler=sampler)
     torch.testing.assert_close(full[1:2], alone, atol=1e-5, rtol=0)
     assert model.training  # sampling restores the training mode
 

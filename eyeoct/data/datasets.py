@@ -126,7 +126,7 @@ def select_split(cases: Sequence[EyeCase], split: str, val_fraction: float, spli
 
 
 class ImageFilesDataset(CaseArrayDataset):
-    """Cases stored as image files: CF centre-cropped to a square and resized to `cf_size`, B-scans to `oct_size` [H, W]."""
+    """Cases stored as image files: CF cropped to its field of view and resized to `cf_size`, B-scans to `oct_size` [H, W]."""
 
     def __init__(self, cases: Sequence[EyeCase], cf_size: int = 256, oct_size: Sequence[int] = (256, 384),
                  cache_dir: str | Path | None = None, cache_in_memory: bool = False):
@@ -148,7 +148,7 @@ class ImageFilesDataset(CaseArrayDataset):
 
     def cache_settings(self) -> dict[str, Any]:
         return {"kind": "image_files", "cf_size": self.cf_size, "oct_size": list(self.oct_size),
-                "code": code_fingerprint([_DATA_DIR / "images.py", _DATA_DIR / "transforms.py"])}
+                "code": code_fingerprint([_DATA_DIR / name for name in ("images.py", "transforms.py", "fundus_fov.py")])}
 
     def source_signature(self, index: int) -> str:
         case = self.cases[index]
