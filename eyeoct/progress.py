@@ -10,4 +10,4 @@ def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, 
                  unit: str = "it", quiet: bool = False) -> tqdm:
     """A tqdm bar with counts, rate and ETA on stderr; silent with `quiet` or when stderr is not a terminal
     (logs and CI output stay clean)."""
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=True if quiet else None, dynamic_ncols=True)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=True if quiet else None)
