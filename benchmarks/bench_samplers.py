@@ -1,0 +1,133 @@
+"""Benchmark: quality and speed of the samplers (DDIM, DPM-Solver++(2M)) on a trained stage-2 model.
+
+For each `SAMPLER:STEPS` setting it samples K volumes per held-out eye of the run's data config (the demo: the
+32 test eyes) with the seeds `scripts/infer.py` uses (per case and sample, so every setting starts from the
+same noise), and scores, as the demo does, the per-pixel mean of the K samples (SSIM per B-scan, PSNR per
+volume, on the uint8 volumes that would be written) and also sample 0 alone. The settings take turns batch
+by batch, so a change in machine load hits them alike; seconds per volume are the summed sampling times over
+the number of volumes. The first row is the reference of the ratios.
+
+    python benchmarks/bench_samplers.py runs/demo/<stamp>           # a demo folder (uses its dm/) ...
+    python benchmarks/bench_samplers.py runs/dm_phantom_demo/<stamp> # ... or a stage-2 run folder
+        [--settings ddim:50 dpmpp-2m:10 dpmpp-2m:15 dpmpp-2m:20] [--samples 8] [--batch-size 16]
+        [--part test] [--guidance 1.0] [--seed 0] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eyeoct.config import instantiate_from_config, load_config  # noqa: E402
+from eyeoct.data.transforms import unit_to_uint8  # noqa: E402
+from eyeoct.inference.loading import load_inference_model, resolve_model_files  # noqa: E402
+from eyeoct.inference.seeding import sample_generators, sample_seed  # noqa: E402
+from eyeoct.inference.statistics import submitted_volume  # noqa: E402
+from eyeoct.metrics import psnr_per_volume, ssim_per_image  # noqa: E402
+from ldm.models.diffusion.samplers import SAMPLER_NAMES, make_sampler  # noqa: E402
+
+DEFAULT_SETTINGS = ("ddim:50", "dpmpp-2m:10", "dpmpp-2m:15", "dpmpp-2m:20")
+
+
+def parse_setting(text: str) -> tuple[str, int]:
+    name, _, steps = text.partition(":")
+    if name not in SAMPLER_NAMES or not steps.isdigit():
+        raise argparse.ArgumentTypeError(f"expected SAMPLER:STEPS with SAMPLER in {SAMPLER_NAMES}, got {text!r}")
+    return name, int(steps)
+
+
+def run_folder(path: Path) -> Path:
+    """The stage-2 run folder: `path` itself, or `path/dm` for a demo folder."""
+    return path / "dm" if (path / "dm" / "config.yaml").is_file() else path
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def scores(volumes: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
+    """Mean SSIM per B-scan and mean PSNR per volume of uint8-quantised volumes [N,6,H,W] in [-1, 1]."""
+    pred = torch.from_numpy(unit_to_uint8(volumes)).double() / 255
+    target = torch.from_numpy(unit_to_uint8(truth)).double() / 255
+    return (ssim_per_image(pred, target, data_range=1.0).mean().item(),
+            psnr_per_volume(pred, target, data_range=1.0).mean().item())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="demo folder or stage-2 run folder (config.yaml, checkpoints/)")
+    parser.add_argument("--settings", type=parse_setting, nargs="+", default=[parse_setting(s) for s in DEFAULT_SETTINGS])
+    parser.add_argument("--samples", type=int, default=8, help="samples per eye; their per-pixel mean is scored")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--part", default="test", help="held-out part of the run's data config")
+    parser.add_argument("--guidance", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    config, ckpt = resolve_model_files(run_folder(args.run))
+    loaded = load_inference_model(config, ckpt, "cpu")
+    model = loaded.model
+    dataset = instantiate_from_config(load_config([config]).data).build_dataset(args.part)
+    items = [dataset[i] for i in range(len(dataset))]
+    truth = torch.stack([item["oct"] for item in items])
+    jobs = [(index, j) for index in range(len(items)) for j in range(args.samples)]
+    print(f"{datetime.date.today()}, {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
+    print(f"{ckpt}: {len(items)} held-out eyes ({args.part}), {args.samples} samples each, batch {args.batch_size}, "
+          f"guidance {args.guidance}, {'EMA' if loaded.uses_ema else 'raw'} weights")
+
+    volumes = {s: torch.empty(len(jobs), *truth.shape[1:]) for s in args.settings}
+    seconds = dict.fromkeys(args.settings, 0.0)
+    with torch.inference_mode():
+        for turn, first in enumerate(range(0, len(jobs), args.batch_size)):
+            batch = jobs[first:first + args.batch_size]
+            cf = torch.stack([items[index]["cf"] for index, _ in batch])
+            seeds = [sample_seed(args.seed, items[index]["id"], j) for index, j in batch]
+            order = args.settings[turn % len(args.settings):] + args.settings[:turn % len(args.settings)]
+            for name, steps in order:
+                start = time.perf_counter()
+                out = model.sample(cf, steps=steps, guidance_scale=args.guidance, generator=sample_generators(seeds, "cpu"),
+                                   sampler=name)
+                seconds[(name, steps)] += time.perf_counter() - start
+                volumes[(name, steps)][first:first + len(batch)] = out
+            print(f"  {first + len(batch)}/{len(jobs)} volumes", file=sys.stderr, end="\r")
+
+    rows, reference = [], None
+    for setting in args.settings:
+        name, steps = setting
+        per_eye = volumes[setting].view(len(items), args.samples, *truth.shape[1:])
+        mean_ssim, mean_psnr = scores(torch.stack([submitted_volume(v, "mean") for v in per_eye]), truth)
+        one_ssim, one_psnr = scores(per_eye[:, 0], truth)
+        per_volume = seconds[setting] / len(jobs)
+        evaluations = len(make_sampler(name, model.schedule, model.parameterization).timesteps(steps))
+        reference = reference or (mean_ssim, per_volume)
+        rows.append(f"| {name} | {steps} | {evaluations} | {mean_ssim:.4f} ({100 * mean_ssim / reference[0]:.1f}%) | "
+                    f"{mean_psnr:.2f} | {one_ssim:.4f} | {one_psnr:.2f} | {per_volume:.3f} | "
+                    f"{reference[1] / per_volume:.2f}x |")
+    print(f"\n| sampler | steps | model evaluations | SSIM, mean of {args.samples} (vs first row) | PSNR (dB), mean | "
+          f"SSIM, one sample | PSNR, one sample | s / volume | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
