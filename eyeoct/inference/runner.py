@@ -115,6 +115,7 @@ def _checked_inputs(inputs: list[InferenceInput], prepare_cf: Callable[[np.ndarr
     """Read and check every input once before sampling, so a bad file fails the run before any time is spent.
 
     Returns the inputs to sample, the skipped ones (path, reason) and every input's verdict by case id.
+    Warnings are logged after the progress bar is done.
     """
     good, skipped, verdicts = [], [], {}
     for item in progress_bar(inputs, desc="checking inputs", unit="image", quiet=not options.progress):
@@ -124,19 +125,20 @@ def _checked_inputs(inputs: list[InferenceInput], prepare_cf: Callable[[np.ndarr
         except DataError as err:
             if not options.skip_bad:
                 raise
-            logger.warning("skipping %s: %s", item.path, err)
             skipped.append((item.path, str(err)))
             verdicts[item.case_id] = UNREADABLE
             continue
         verdicts[item.case_id] = verdict = check_fundus_photo(rgb)
         if verdict != OK and options.strict_inputs:
-            logger.warning("skipping %s: it does not look like a colour fundus photograph (%s)", item.path, verdict)
             skipped.append((item.path, f"input check: {verdict}"))
-            continue
-        if verdict != OK:
+        else:
+            good.append(item)
+    for path, reason in skipped:
+        logger.warning("skipping %s: %s", path, reason)
+    for item in good:
+        if verdicts[item.case_id] != OK:
             logger.warning("%s does not look like a colour fundus photograph (%s); processing it anyway "
-                           "(--strict-inputs skips such inputs)", item.path, verdict)
-        good.append(item)
+                           "(--strict-inputs skips such inputs)", item.path, verdicts[item.case_id])
     return good, skipped, verdicts
 
 
@@ -169,23 +171,22 @@ def _sampled_cases(model: SamplingModel, prepare_cf: Callable[[np.ndarray], torc
     device = model_device(model)
     cf_cache: dict[str, torch.Tensor] = {}
     drawn: dict[str, list[tuple[torch.Tensor, int]]] = {}
-    bar = progress_bar(total=len(jobs), desc=f"sampling ({options.sampler}, {options.steps} steps)", unit="volume",
-                       quiet=not options.progress)
-    for first in range(0, len(jobs), options.batch_size):
-        batch = jobs[first:first + options.batch_size]
-        for item, _ in batch:
-            if item.case_id not in cf_cache:
-                cf_cache[item.case_id] = _load_cf(item, prepare_cf)
-        cf = torch.stack([cf_cache[item.case_id] for item, _ in batch]).to(device)
-        seeds = [sample_seed(options.seed, item.case_id, j) for item, j in batch]
-        volumes = _sample_batch(model, cf, seeds, options, [f"{item.path} (sample {j})" for item, j in batch])
-        bar.update(len(batch))
-        for (item, _), volume, seed in zip(batch, volumes, seeds):
-            drawn.setdefault(item.case_id, []).append((volume, seed))
-            if len(drawn[item.case_id]) == k:
-                samples, case_seeds = zip(*drawn.pop(item.case_id))
-                yield item, cf_cache.pop(item.case_id), torch.stack(samples), list(case_seeds)
-    bar.close()
+    with progress_bar(total=len(jobs), desc=f"sampling ({options.sampler}, {options.steps} steps)", unit="volume",
+                      quiet=not options.progress) as bar:
+        for first in range(0, len(jobs), options.batch_size):
+            batch = jobs[first:first + options.batch_size]
+            for item, _ in batch:
+                if item.case_id not in cf_cache:
+                    cf_cache[item.case_id] = _load_cf(item, prepare_cf)
+            cf = torch.stack([cf_cache[item.case_id] for item, _ in batch]).to(device)
+            seeds = [sample_seed(options.seed, item.case_id, j) for item, j in batch]
+            volumes = _sample_batch(model, cf, seeds, options, [f"{item.path} (sample {j})" for item, j in batch])
+            bar.update(len(batch))
+            for (item, _), volume, seed in zip(batch, volumes, seeds):
+                drawn.setdefault(item.case_id, []).append((volume, seed))
+                if len(drawn[item.case_id]) == k:
+                    samples, case_seeds = zip(*drawn.pop(item.case_id))
+                    yield item, cf_cache.pop(item.case_id), torch.stack(samples), list(case_seeds)
 
 
 def run_inference(model: SamplingModel, prepare_cf: Callable[[np.ndarray], torch.Tensor],
