@@ -65,6 +65,15 @@ def test_a_phantom_cf_is_its_own_crop(size):
         np.testing.assert_array_equal(preprocess_cf(cf, size), cf)
 
 
+def test_jpeg_phantom_exports_are_kept_as_they_are():
+    """JPEG noise moves the fitted rim by a fraction of a pixel; a framed square image is not resampled for that."""
+    for index in range(6):
+        buffer = io.BytesIO()
+        Image.fromarray(phantom_cf(index, 48)).save(buffer, "JPEG", quality=95)
+        photo = np.asarray(Image.open(buffer))
+        np.testing.assert_array_equal(crop_cf_square(photo), photo)
+
+
 def test_crop_of_an_upscaled_jpeg_canvas_is_the_phantom_within_a_few_grey_levels():
     cf = phantom_cf()
     canvas, _ = place(cf, 220, 400, 60, 37)

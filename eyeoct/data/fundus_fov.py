@@ -35,6 +35,7 @@ MIN_VISIBLE_ARC = 0.3  # share of the circumference (in 5-degree sectors) where 
 MIN_RADIUS_FRACTION = 0.3  # radius at least this share of half the image's short side
 MIN_COVERAGE = 0.9  # share of the circle (inside the image) that is bright
 MAX_OUTSIDE_BRIGHT = 0.1  # share of the image outside the circle that is bright
+FRAMED_TOLERANCE = 1  # pixels: a square image whose crop box is this close to itself is kept as it is
 RIM_PROFILE = 4  # analysis pixels either side of the fitted rim searched for the half-way crossing
 _ARC_SECTORS = 72
 
@@ -184,9 +185,15 @@ def find_fov(rgb: np.ndarray) -> FieldOfView | None:
 
 
 def crop_to_fov(rgb: np.ndarray, fov: FieldOfView) -> np.ndarray:
-    """The square of `fov.crop_box()` cut from uint8 [h,w,3] `rgb`, black where it reaches past the image."""
+    """The square of `fov.crop_box()` cut from uint8 [h,w,3] `rgb`, black where it reaches past the image.
+
+    A square image that is already framed so (its box within `FRAMED_TOLERANCE` pixels of the image) is
+    returned as it is: a sub-pixel difference in the fit should not cost a resampling.
+    """
     left, top, side = fov.crop_box()
     height, width = rgb.shape[:2]
+    if height == width and max(abs(left), abs(top), abs(side - width)) <= FRAMED_TOLERANCE:
+        return rgb
     out = np.zeros((side, side, rgb.shape[2]), dtype=rgb.dtype)
     src_top, src_left = max(top, 0), max(left, 0)
     src_bottom, src_right = min(top + side, height), min(left + side, width)
