@@ -161,7 +161,7 @@ def test_names_defaults_and_refusals():
 
 @pytest.fixture(scope="module")
 def trained_tiny():
-    """The tiny stage-2 config trained for 60 steps on four phantom eyes (a stand-in first stage for speed)."""
+    """The tiny stage-2 config trained for 40 steps on four phantom eyes (a stand-in first stage for speed)."""
     from eyeoct.config import instantiate_from_config, load_config
     from eyeoct.data.datasets import PhantomDataset
     from tests.conftest import REPO_ROOT
@@ -177,7 +177,7 @@ def trained_tiny():
     pooled = F.avg_pool2d(batch["oct"], 2)
     model.first_stage = PooledFirstStage(pooled.mean().item(), 1.0 / pooled.std().item())
     optimizer = model.configure_optimizers()["optimizer"]
-    for _ in range(60):
+    for _ in range(40):
         loss = model.diffusion_loss(batch)[0].mean()
         optimizer.zero_grad()
         loss.backward()
@@ -186,7 +186,7 @@ def trained_tiny():
 
 
 def test_on_a_trained_model_dpm_solver_follows_a_long_ddim_run(trained_tiny):
-    """Same start noise and guidance: 15 DPM-Solver++ steps land nearer a 120-step DDIM run than 15 DDIM steps."""
+    """Same start noise and guidance: 15 DPM-Solver++ steps land nearer a 100-step DDIM run than 15 DDIM steps."""
     model, cf = trained_tiny
     guidance = 3.0
     cond = model.encode_condition(cf)
@@ -202,12 +202,12 @@ def test_on_a_trained_model_dpm_solver_follows_a_long_ddim_run(trained_tiny):
                               x_T=x_T, progress=False)
 
     with torch.no_grad():
-        reference = run("ddim", 120, spacing="log-snr")  # all runs start at t = 999
+        reference = run("ddim", 100, spacing="log-snr")  # all runs start at t = 999
         dpm, ddim = run("dpmpp-2m", 15), run("ddim", 15, spacing="log-snr")
     error_dpm = (dpm - reference).pow(2).mean().sqrt() / reference.std()
     error_ddim = (ddim - reference).pow(2).mean().sqrt() / reference.std()
-    assert error_dpm < 0.5 * error_ddim, (error_dpm, error_ddim)
-    assert error_dpm < 0.1, error_dpm
+    assert error_dpm < 0.5 * error_ddim, (error_dpm, error_ddim)  # measured 0.020 vs 0.070
+    assert error_dpm < 0.05, error_dpm
 
     # ControlLDM.sample(sampler=...) runs the same solver and decodes
     generator = [torch.Generator().manual_seed(7 + i) for i in range(cf.shape[0])]
