@@ -3,13 +3,15 @@
 For each `SAMPLER:STEPS` setting it samples K volumes per held-out eye of the run's data config (the demo: the
 32 test eyes) with the seeds `scripts/infer.py` uses (per case and sample, so every setting starts from the
 same noise), and scores, as the demo does, the per-pixel mean of the K samples (SSIM per B-scan, PSNR per
-volume, on the uint8 volumes that would be written) and also sample 0 alone. The settings take turns batch
+volume, on the uint8 volumes that would be written) and also sample 0 alone; "spread" is the per-pixel standard
+deviation across the K samples (intensities in [0, 1], averaged): how much the samples differ, since SSIM and
+PSNR of a mean favour settings whose samples differ less. The settings take turns batch
 by batch, so a change in machine load hits them alike; seconds per volume are the summed sampling times over
 the number of volumes. The first row is the reference of the ratios.
 
     python benchmarks/bench_samplers.py runs/demo/<stamp>           # a demo folder (uses its dm/) ...
     python benchmarks/bench_samplers.py runs/dm_phantom_demo/<stamp> # ... or a stage-2 run folder
-        [--settings ddim:50 dpmpp-2m:10 dpmpp-2m:15 dpmpp-2m:20] [--samples 8] [--batch-size 16]
+        [--settings ddim:50 dpmpp-2m:10 dpmpp-2m:15 dpmpp-2m:20 ddim:15] [--samples 8] [--batch-size 16]
         [--part test] [--guidance 1.0] [--seed 0] [--threads N]
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ from eyeoct.inference.statistics import submitted_volume  # noqa: E402
 from eyeoct.metrics import psnr_per_volume, ssim_per_image  # noqa: E402
 from ldm.models.diffusion.samplers import SAMPLER_NAMES, make_sampler  # noqa: E402
 
-DEFAULT_SETTINGS = ("ddim:50", "dpmpp-2m:10", "dpmpp-2m:15", "dpmpp-2m:20")
+DEFAULT_SETTINGS = ("ddim:50", "dpmpp-2m:10", "dpmpp-2m:15", "dpmpp-2m:20", "ddim:15")
 
 
 def parse_setting(text: str) -> tuple[str, int]:
@@ -117,15 +119,16 @@ def main() -> None:
         per_eye = volumes[setting].view(len(items), args.samples, *truth.shape[1:])
         mean_ssim, mean_psnr = scores(torch.stack([submitted_volume(v, "mean") for v in per_eye]), truth)
         one_ssim, one_psnr = scores(per_eye[:, 0], truth)
+        spread = ((per_eye.clamp(-1, 1) + 1) / 2).std(dim=1, correction=0).mean().item()
         per_volume = seconds[setting] / len(jobs)
         evaluations = len(make_sampler(name, model.schedule, model.parameterization).timesteps(steps))
         reference = reference or (mean_ssim, per_volume)
         rows.append(f"| {name} | {steps} | {evaluations} | {mean_ssim:.4f} ({100 * mean_ssim / reference[0]:.1f}%) | "
-                    f"{mean_psnr:.2f} | {one_ssim:.4f} | {one_psnr:.2f} | {per_volume:.3f} | "
+                    f"{mean_psnr:.2f} | {one_ssim:.4f} | {one_psnr:.2f} | {spread:.4f} | {per_volume:.3f} | "
                     f"{reference[1] / per_volume:.2f}x |")
     print(f"\n| sampler | steps | model evaluations | SSIM, mean of {args.samples} (vs first row) | PSNR (dB), mean | "
-          f"SSIM, one sample | PSNR, one sample | s / volume | speed-up |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"SSIM, one sample | PSNR, one sample | spread | s / volume | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
