@@ -29,6 +29,10 @@ def test_log_snr_timesteps_are_uniform_in_lambda_from_999_to_1():
         SCHEDULE.alphas_cumprod, 15, "log-snr").tolist()
     with pytest.raises(ValueError, match="spacing"):
         spaced_timesteps(SCHEDULE.alphas_cumprod, 10, "quadratic")
+    cosine = NoiseSchedule("cosine").alphas_cumprod  # lambda(999) = -9.9: the grid starts at lambda = -5
+    ts = spaced_timesteps(cosine, 15, "log-snr")
+    lam_cosine = 0.5 * (cosine / (1 - cosine)).log()
+    assert len(ts) == 15 and ts[0] == 1 and lam_cosine[ts[-1]].item() == pytest.approx(-5.0, abs=0.1)  # nearest t
 
 
 def hand_dpmpp_2m(model, x, cond, timesteps_desc, parameterization):

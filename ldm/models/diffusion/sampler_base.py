@@ -21,6 +21,7 @@ Denoiser = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 SPACINGS = ("uniform", "log-snr")
+LOG_SNR_FLOOR = -5.0  # log(alpha / sigma): the signal is 0.7% of the noise; noisier timesteps are not worth a step
 
 
 def log_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
@@ -37,7 +38,9 @@ def spaced_timesteps(alphas_cumprod: torch.Tensor, steps: int, spacing: str = "u
     15). A last timestep equal to T (when T // steps divides T - 1, e.g. steps=3 for T=1000) would index past
     the schedule and is dropped, where LDM fails.
     ``log-snr``: ``steps`` timesteps from T-1 down to 1, uniform in ``lambda = log(alpha / sigma)`` (the
-    "logSNR" spacing of DPM-Solver), each the nearest timestep of the schedule (duplicates merged).
+    "logSNR" spacing of DPM-Solver), each the nearest timestep of the schedule (duplicates merged). The grid
+    starts at ``max(lambda(T-1), LOG_SNR_FLOOR)``: a schedule that ends in pure noise (the cosine one reaches
+    lambda = -10) would otherwise spend steps where the signal is below 1% of the noise.
     """
     num_timesteps = len(alphas_cumprod)
     if not 1 <= steps <= num_timesteps:
@@ -47,7 +50,7 @@ def spaced_timesteps(alphas_cumprod: torch.Tensor, steps: int, spacing: str = "u
         return timesteps[timesteps < num_timesteps]
     if spacing == "log-snr":
         lam = log_snr(alphas_cumprod.detach().double().cpu())[1:]  # timesteps 1 .. T-1
-        wanted = torch.linspace(lam[-1].item(), lam[0].item(), steps, dtype=torch.float64)
+        wanted = torch.linspace(max(lam[-1].item(), LOG_SNR_FLOOR), lam[0].item(), steps, dtype=torch.float64)
         return torch.unique((lam[None, :] - wanted[:, None]).abs().argmin(dim=1) + 1)
     raise ValueError(f"timestep spacing must be one of {SPACINGS}, got {spacing!r}")
 
