@@ -115,7 +115,7 @@ def bench_model(name: str, dm_yaml: Path, ae_yaml: Path | None, overrides: list[
     baseline = None
     for batch in args.batch_sizes:
         cf = torch.rand(batch, 3, cf_size, cf_size, generator=torch.Generator().manual_seed(0)).to(args.device) * 2 - 1
-        model.sample(cf, steps=1, guidance_scale=1.0, generator=None, sampler=args.sampler)  # warm-up at this batch
+        model.sample(cf, steps=1, guidance_scale=1.0, generator=None, sampler=args.sampler)  # warm-up
         for steps in args.steps:
             for guidance in (1.0, args.guidance):
                 seconds, peak, growth = timed_sample(model, cf, steps, guidance, args.sampler)

@@ -73,7 +73,8 @@ def scores(volumes: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="demo folder or stage-2 run folder (config.yaml, checkpoints/)")
-    parser.add_argument("--settings", type=parse_setting, nargs="+", default=[parse_setting(s) for s in DEFAULT_SETTINGS])
+    parser.add_argument("--settings", type=parse_setting, nargs="+",
+                        default=[parse_setting(s) for s in DEFAULT_SETTINGS])
     parser.add_argument("--samples", type=int, default=8, help="samples per eye; their per-pixel mean is scored")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--part", default="test", help="held-out part of the run's data config")
@@ -107,8 +108,8 @@ def main() -> None:
             order = args.settings[turn % len(args.settings):] + args.settings[:turn % len(args.settings)]
             for name, steps in order:
                 start = time.perf_counter()
-                out = model.sample(cf, steps=steps, guidance_scale=args.guidance, generator=sample_generators(seeds, "cpu"),
-                                   sampler=name)
+                out = model.sample(cf, steps=steps, guidance_scale=args.guidance,
+                                   generator=sample_generators(seeds, "cpu"), sampler=name)
                 seconds[(name, steps)] += time.perf_counter() - start
                 volumes[(name, steps)][first:first + len(batch)] = out
             print(f"  {first + len(batch)}/{len(jobs)} volumes", file=sys.stderr, end="\r")

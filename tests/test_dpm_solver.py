@@ -71,8 +71,9 @@ def test_update_matches_the_paper_written_out(parameterization):
 
 
 class GaussianDenoiser:
-    """The exact model for data x0 ~ N(mu, s^2) per element: E[x0 | x_t] = mu + a s^2 / (a^2 s^2 + sigma^2) (x_t - a mu),
-    with a = sqrt(abar_t), sigma = sqrt(1 - abar_t); returned as eps or v. `mu` comes in with the condition."""
+    """The exact model for data x0 ~ N(mu, s^2) per element, returned as eps or v:
+    E[x0 | x_t] = mu + a s^2 / (a^2 s^2 + sigma^2) (x_t - a mu), a = sqrt(abar_t), sigma = sqrt(1 - abar_t).
+    `mu` comes in with the condition."""
 
     def __init__(self, s: float, parameterization: str):
         self.s, self.parameterization = s, parameterization

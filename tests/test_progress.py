@@ -1,4 +1,5 @@
-"""Progress bars: counts and ETA on a terminal, silent off a terminal or when quiet (inference, baselines, phantom export)."""
+"""Progress bars: counts and ETA on a terminal, silent off a terminal or when quiet (inference, baselines,
+phantom export)."""
 import io
 import sys
 from contextlib import contextmanager

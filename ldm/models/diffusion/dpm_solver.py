@@ -7,11 +7,11 @@ step ``h_i = lambda_{t_{i+1}} - lambda_{t_i}`` from evaluation timestep t_i to t
     x_{t_{i+1}} = (sigma_{t_{i+1}} / sigma_{t_i}) x_{t_i} - alpha_{t_{i+1}} (exp(-h_i) - 1) D_i
     D_0 = x0_0,   D_i = (1 + 1 / (2 r_i)) x0_i - 1 / (2 r_i) x0_{i-1},   r_i = h_{i-1} / h_i
 
-where x0_i is the model's (guided) x0 estimate at t_i. The timesteps are by default uniform in lambda from T-1
-down to 1 (``spaced_timesteps(..., "log-snr")``): DDIM's uniform-in-t spacing makes the last steps much longer
-in lambda than the ones before, and the multistep extrapolation over such a jump overshoots. As in DDIM, the
-last step ends at the schedule's first noise level abar_0, so both samplers aim at the same distribution;
-one model evaluation is spent per timestep.
+where x0_i is the model's (guided) x0 estimate at t_i. The timesteps are by default uniform in lambda from
+T-1 (or lambda = -5 at most) down to 1 (``spaced_timesteps(..., "log-snr")``): DDIM's uniform-in-t spacing
+makes the last steps much longer in lambda than the ones before, and the multistep extrapolation over such a
+jump overshoots. As in DDIM, the last step ends at the schedule's first noise level abar_0, so both samplers
+aim at the same distribution; one model evaluation is spent per timestep.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ class DPMSolverPP2MSampler(Sampler):
         previous_x0 = None
         for i in tqdm(range(len(timesteps)), desc="DPM-Solver++(2M)", disable=not progress):
             x0, _ = denoise(x, int(timesteps[i]))
-            d = x0 if previous_x0 is None else (1 + history_weight[i].item()) * x0 - history_weight[i].item() * previous_x0
+            weight = history_weight[i].item()
+            d = x0 if previous_x0 is None else (1 + weight) * x0 - weight * previous_x0
             x = x_scale[i].item() * x + d_scale[i].item() * d
             previous_x0 = x0
         return x
