@@ -5,14 +5,17 @@ For each `SAMPLER:STEPS` setting it samples K volumes per held-out eye of the ru
 same noise), and scores, as the demo does, the per-pixel mean of the K samples (SSIM per B-scan, PSNR per
 volume, on the uint8 volumes that would be written) and also sample 0 alone; "spread" is the per-pixel standard
 deviation across the K samples (intensities in [0, 1], averaged): how much the samples differ, since SSIM and
-PSNR of a mean favour settings whose samples differ less. The settings take turns batch
+PSNR of a mean favour settings whose samples differ less. With `--reference SAMPLER:STEPS` (e.g. ddim:250, a
+near-exact solution of the same ODE), sample 0 of every eye is also drawn that way from the same noise, and
+"to reference" is each setting's RMS distance to it (intensities in [0, 1]): the solver's own error. The
+settings take turns batch
 by batch, so a change in machine load hits them alike; seconds per volume are the summed sampling times over
 the number of volumes. The first row is the reference of the ratios.
 
     python benchmarks/bench_samplers.py runs/demo/<stamp>           # a demo folder (uses its dm/) ...
     python benchmarks/bench_samplers.py runs/dm_phantom_demo/<stamp> # ... or a stage-2 run folder
         [--settings ddim:50 dpmpp-2m:10 dpmpp-2m:15 dpmpp-2m:20 ddim:15] [--samples 8] [--batch-size 16]
-        [--part test] [--guidance 1.0] [--seed 0] [--threads N]
+        [--part test] [--guidance 1.0] [--seed 0] [--threads N] [--reference ddim:250]
 """
 from __future__ import annotations
 
@@ -70,6 +73,23 @@ def scores(volumes: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
             psnr_per_volume(pred, target, data_range=1.0).mean().item())
 
 
+def sample_reference(model, items: list[dict], args: argparse.Namespace) -> torch.Tensor:
+    """Sample 0 of every eye [N,6,H,W] drawn with the `--reference` setting."""
+    name, steps = args.reference
+    out = []
+    for first in range(0, len(items), args.batch_size):
+        batch = items[first:first + args.batch_size]
+        seeds = [sample_seed(args.seed, item["id"], 0) for item in batch]
+        out.append(model.sample(torch.stack([item["cf"] for item in batch]), steps=steps, sampler=name,
+                                guidance_scale=args.guidance, generator=sample_generators(seeds, "cpu")))
+    return torch.cat(out)
+
+
+def rms_distance(volumes: torch.Tensor, reference: torch.Tensor) -> float:
+    """Root-mean-square difference of two volume stacks in [-1, 1], on intensities in [0, 1]."""
+    return ((volumes - reference) / 2).pow(2).mean().sqrt().item()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="demo folder or stage-2 run folder (config.yaml, checkpoints/)")
@@ -81,6 +101,9 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--reference", type=parse_setting, default=None, metavar="SAMPLER:STEPS",
+                        help="also draw sample 0 of every eye with this (long) setting and report each setting's "
+                             "distance to it")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
@@ -113,8 +136,9 @@ def main() -> None:
                 seconds[(name, steps)] += time.perf_counter() - start
                 volumes[(name, steps)][first:first + len(batch)] = out
             print(f"  {first + len(batch)}/{len(jobs)} volumes", file=sys.stderr, end="\r")
+        reference = None if args.reference is None else sample_reference(model, items, args)
 
-    rows, reference = [], None
+    rows, first_row = [], None
     for setting in args.settings:
         name, steps = setting
         per_eye = volumes[setting].view(len(items), args.samples, *truth.shape[1:])
@@ -123,13 +147,14 @@ def main() -> None:
         spread = ((per_eye.clamp(-1, 1) + 1) / 2).std(dim=1, correction=0).mean().item()
         per_volume = seconds[setting] / len(jobs)
         evaluations = len(make_sampler(name, model.schedule, model.parameterization).timesteps(steps))
-        reference = reference or (mean_ssim, per_volume)
-        rows.append(f"| {name} | {steps} | {evaluations} | {mean_ssim:.4f} ({100 * mean_ssim / reference[0]:.1f}%) | "
-                    f"{mean_psnr:.2f} | {one_ssim:.4f} | {one_psnr:.2f} | {spread:.4f} | {per_volume:.3f} | "
-                    f"{reference[1] / per_volume:.2f}x |")
+        distance = "-" if reference is None else f"{rms_distance(per_eye[:, 0], reference):.4f}"
+        first_row = first_row or (mean_ssim, per_volume)
+        rows.append(f"| {name} | {steps} | {evaluations} | {mean_ssim:.4f} ({100 * mean_ssim / first_row[0]:.1f}%) | "
+                    f"{mean_psnr:.2f} | {one_ssim:.4f} | {one_psnr:.2f} | {spread:.4f} | {distance} | "
+                    f"{per_volume:.3f} | {first_row[1] / per_volume:.2f}x |")
     print(f"\n| sampler | steps | model evaluations | SSIM, mean of {args.samples} (vs first row) | PSNR (dB), mean | "
-          f"SSIM, one sample | PSNR, one sample | spread | s / volume | speed-up |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          f"SSIM, one sample | PSNR, one sample | spread | to reference | s / volume | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
