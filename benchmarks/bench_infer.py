@@ -1,8 +1,8 @@
 """Benchmark: inference seconds per OCT volume (6 B-scans) and peak memory of ControlLDM sampling.
 
 For each model config (randomly initialised: timing does not depend on the weights) it times
-`ControlLDM.sample` at every DDIM step count, batch size and guidance setting, and prints seconds per
-volume with the ratio to the same model's baseline (batch 1, fewest steps, no guidance) measured in
+`ControlLDM.sample` (DDIM, or `--sampler dpmpp-2m`) at every step count, batch size and guidance setting, and
+prints seconds per volume with the ratio to the same model's baseline (batch 1, fewest steps, no guidance) measured in
 the same run. Guidance > 1 evaluates the conditional and unconditional inputs in one doubled batch.
 Peak memory: the process's peak resident set during the call (VmHWM, reset through
 /proc/self/clear_refs) and its growth over the resident set before it; `torch.cuda.max_memory_allocated`
@@ -11,7 +11,7 @@ architecture in the given AE config; missing pretrained CF-encoder/UNet files ar
 
     python benchmarks/bench_infer.py \
         [--model NAME=DM.yaml[,AE.yaml] ...] [--set NAME:KEY=VALUE ...] \
-        [--steps 10 50] [--batch-sizes 1 8] [--guidance 3.0] [--device cpu] [--threads N]
+        [--steps 10 50] [--batch-sizes 1 8] [--guidance 3.0] [--sampler ddim] [--device cpu] [--threads N]
 
 Default models: `demo` (configs/dm/phantom_demo.yaml with configs/ae/phantom_demo.yaml's architecture)
 and `mid` (the same with MID_OVERRIDES below).
@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from eyeoct.config import instantiate_from_config, load_config  # noqa: E402
+from ldm.models.diffusion.samplers import SAMPLER_NAMES  # noqa: E402
 
 DEMO = ("configs/dm/phantom_demo.yaml", "configs/ae/phantom_demo.yaml")
 # mid-size: the demo architecture at twice the resolution and width (OCT 128x192, latent 4x32x48, CF 256,
@@ -79,7 +80,7 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def timed_sample(model, cf: torch.Tensor, steps: int, guidance: float) -> tuple[float, float, float]:
+def timed_sample(model, cf: torch.Tensor, steps: int, guidance: float, sampler: str) -> tuple[float, float, float]:
     """(seconds, peak MiB, peak growth MiB) of one `model.sample` call on the batch `cf`."""
     generators = [torch.Generator(device=cf.device).manual_seed(i) for i in range(cf.shape[0])]
     cuda = cf.device.type == "cuda"
@@ -92,7 +93,7 @@ def timed_sample(model, cf: torch.Tensor, steps: int, guidance: float) -> tuple[
             handle.write("5")  # VmHWM := current RSS
         base = _status_kib("VmRSS") * 1024
     start = time.perf_counter()
-    model.sample(cf, steps=steps, eta=0.0, guidance_scale=guidance, generator=generators)
+    model.sample(cf, steps=steps, eta=0.0, guidance_scale=guidance, generator=generators, sampler=sampler)
     if cuda:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated()
@@ -114,10 +115,10 @@ def bench_model(name: str, dm_yaml: Path, ae_yaml: Path | None, overrides: list[
     baseline = None
     for batch in args.batch_sizes:
         cf = torch.rand(batch, 3, cf_size, cf_size, generator=torch.Generator().manual_seed(0)).to(args.device) * 2 - 1
-        model.sample(cf, steps=1, guidance_scale=1.0, generator=None)  # warm-up at this batch size
+        model.sample(cf, steps=1, guidance_scale=1.0, generator=None, sampler=args.sampler)  # warm-up
         for steps in args.steps:
             for guidance in (1.0, args.guidance):
-                seconds, peak, growth = timed_sample(model, cf, steps, guidance)
+                seconds, peak, growth = timed_sample(model, cf, steps, guidance, args.sampler)
                 per_volume = seconds / batch
                 baseline = baseline or per_volume
                 print(f"{batch:>5} {steps:>5} {guidance:>5.1f} | {per_volume:>9.3f} {per_volume / baseline:>7.2f}x | "
@@ -145,6 +146,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--sampler", choices=SAMPLER_NAMES, default="ddim")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()

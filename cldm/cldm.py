@@ -21,7 +21,7 @@ from cldm.timestep_losses import TimestepLossBuckets
 from eyeoct.config import instantiate_from_config, load_config, require
 from eyeoct.data.cases import NUM_SLICES
 from ldm.models.autoencoder import AutoencoderKL, autoencoder_spec, load_exported_autoencoder
-from ldm.models.diffusion.ddim import DDIMSampler
+from ldm.models.diffusion.samplers import DEFAULT_SAMPLER, make_sampler
 from ldm.models.diffusion.schedule import NoiseSchedule, check_parameterization
 from ldm.modules.ema import EMA
 from ldm.modules.unet import UNetModel
@@ -31,6 +31,7 @@ from ldm.sd_init import init_unet_from_sd
 
 logger = logging.getLogger(__name__)
 
+SAMPLING_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # `sample(precision=...)`
 FIRST_STAGE_SPEC_KEY = "first_stage_spec"  # checkpoint entry: the autoencoder's config, for a moved export
 CONTROLNET_DEFAULTS = dict(enabled=False, sd_locked=False, only_mid_control=False, control_scales=1.0,
                            hint_channels=3, hint_hidden_channels=[16, 32, 96, 256], init_from_unet=True)
@@ -105,7 +106,6 @@ class ControlLDM(StepRandomness, pl.LightningModule):
         self.controlnet = self._build_controlnet(unet_config, cf_size) if self.controlnet_cfg["enabled"] else None
         self.schedule = NoiseSchedule(**(schedule or {}))
         self.parameterization = parameterization
-        self.sampler = DDIMSampler(self.schedule, parameterization)
         self.p_uncond = float(p_uncond)
         self.use_ema = use_ema
         self.learning_rate, self.weight_decay, self.adam_betas = learning_rate, weight_decay, tuple(adam_betas)
@@ -296,24 +296,34 @@ class ControlLDM(StepRandomness, pl.LightningModule):
         self.use_ema = False
 
     @torch.no_grad()
-    def sample(self, cf: torch.Tensor, steps: int = 50, eta: float = 0.0, guidance_scale: float = 1.0,
+    def sample(self, cf: torch.Tensor, steps: int | None = None, eta: float = 0.0, guidance_scale: float = 1.0,
                generator: torch.Generator | Sequence[torch.Generator] | None = None, use_ema: bool | None = None,
-               progress: bool = False) -> torch.Tensor:
-        """DDIM-sample OCT volumes [B, 6, H, W] in [-1, 1] for CF images [B, 3, h, w] in [-1, 1].
+               progress: bool = False, sampler: str = DEFAULT_SAMPLER, precision: str = "fp32") -> torch.Tensor:
+        """Sample OCT volumes [B, 6, H, W] in [-1, 1] for CF images [B, 3, h, w] in [-1, 1].
 
-        `generator` may be one generator or one per item; with a list, all the noise of item i (start and
-        eta > 0 steps) comes from its own generator, so results do not depend on the batch makeup.
+        `sampler` is `ddim` or `dpmpp-2m` (see `ldm.models.diffusion.samplers`); `steps` defaults to the
+        sampler's own default (50 and 15); `eta` > 0 is DDIM's only. `generator` may be one generator or
+        one per item; with a list, all the noise of item i (start and eta > 0 steps) comes from its own
+        generator, so results do not depend on the batch makeup. `precision` (fp32, bf16, fp16) autocasts
+        the CF encoder, UNet and ControlNet; the sampler's own arithmetic stays float32, and the decoder runs
+        in bf16 or float32 (fp16 would overflow in a VAE decoder's activations).
         """
+        if precision not in SAMPLING_DTYPES:
+            raise ValueError(f"precision must be one of {sorted(SAMPLING_DTYPES)}, got {precision!r}")
+        dtype = SAMPLING_DTYPES[precision]
+        solver = make_sampler(sampler, self.schedule, self.parameterization)
         was_training = self.training
         self.eval()
         try:
             with self.ema_weights(use_ema):
-                cond = self.encode_condition(cf)
-                uncond = self.null_condition(cond) if guidance_scale != 1.0 else None
-                z = self.sampler.sample(self.apply_model, (cf.shape[0], *self.latent_shape), cond, uncond,
-                                        steps=steps, eta=eta, guidance_scale=guidance_scale, generator=generator,
-                                        progress=progress, device=cf.device)
-                return self.decode_latent(z)
+                with torch.autocast(cf.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                    cond = self.encode_condition(cf)
+                    uncond = self.null_condition(cond) if guidance_scale != 1.0 else None
+                    z = solver.sample(self.apply_model, (cf.shape[0], *self.latent_shape), cond, uncond,
+                                      steps=steps, eta=eta, guidance_scale=guidance_scale, generator=generator,
+                                      progress=progress, device=cf.device)
+                with torch.autocast(cf.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    return self.decode_latent(z).float()
         finally:
             self.train(was_training)
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from eyeoct.data.transforms import unit_to_uint8
 from eyeoct.metrics import psnr_per_volume, ssim_per_image
+from ldm.models.diffusion.samplers import DEFAULT_SAMPLER, sampler_class
 
 logger = logging.getLogger(__name__)
 
@@ -39,22 +40,32 @@ def sample_metrics(generated: torch.Tensor, real: torch.Tensor) -> dict[str, flo
 
 
 class DiffusionSampleCallback(pl.Callback):
-    """Samples `num_cases` fixed validation cases with a few DDIM steps every `every_n_steps` steps.
+    """Samples `num_cases` fixed validation cases with a few sampler steps every `every_n_steps` steps.
 
+    `sampler` is `ddim` or `dpmpp-2m` (as `scripts/infer.py --sampler`); `steps` defaults to the sampler's
+    own default. `ddim_steps` is the former name of `steps`, kept so configs of earlier runs still load.
     Writes `<run>/samples/step_XXXXXXX.png`, the same grid to TensorBoard (`samples/grid`), and logs
     `val/sample_ssim` and `val/sample_psnr`; also once at the end of training. Only global rank 0 samples
     (the model is called outside the DDP wrapper, so the other ranks need not wait in step).
     """
 
-    def __init__(self, every_n_steps: int = 100, num_cases: int = 4, ddim_steps: int = 10, eta: float = 0.0,
-                 guidance_scale: float = 1.0, seed: int = 0):
+    def __init__(self, every_n_steps: int = 100, num_cases: int = 4, steps: int | None = None,
+                 sampler: str = DEFAULT_SAMPLER, eta: float = 0.0, guidance_scale: float = 1.0, seed: int = 0,
+                 ddim_steps: int | None = None):
         super().__init__()
-        if every_n_steps < 1 or num_cases < 1 or ddim_steps < 1:
-            raise ValueError(f"every_n_steps, num_cases and ddim_steps must be >= 1, got "
-                             f"{every_n_steps}, {num_cases}, {ddim_steps}")
+        if ddim_steps is not None:
+            if steps is not None:
+                raise ValueError(f"give steps or its former name ddim_steps, not both (got {steps}, {ddim_steps})")
+            steps = ddim_steps
+        sampler_class(sampler).check_eta(eta)
+        steps = sampler_class(sampler).default_steps if steps is None else int(steps)
+        if every_n_steps < 1 or num_cases < 1 or steps < 1:
+            raise ValueError(f"every_n_steps, num_cases and steps must be >= 1, got "
+                             f"{every_n_steps}, {num_cases}, {steps}")
         self.every_n_steps = every_n_steps
         self.num_cases = num_cases
-        self.ddim_steps = ddim_steps
+        self.steps = steps
+        self.sampler = sampler
         self.eta = eta
         self.guidance_scale = guidance_scale
         self.seed = seed
@@ -79,8 +90,8 @@ class DiffusionSampleCallback(pl.Callback):
             return None
         cf, real = (t.to(pl_module.device) for t in self._validation_cases(trainer))
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
-        generated = pl_module.sample(cf, steps=self.ddim_steps, eta=self.eta,
-                                     guidance_scale=self.guidance_scale, generator=generator)
+        generated = pl_module.sample(cf, steps=self.steps, eta=self.eta, guidance_scale=self.guidance_scale,
+                                     generator=generator, sampler=self.sampler)
         metrics = sample_metrics(generated, real)
         grid = sample_grid(cf, real, generated)
         out_dir = Path(trainer.default_root_dir) / "samples"

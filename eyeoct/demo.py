@@ -35,6 +35,7 @@ from eyeoct.inference.loading import load_inference_model
 from eyeoct.inference.runner import InferenceOptions, cf_preparer, run_inference
 from eyeoct.runs import CONFIG_NAME, claim_run_dir, create_run_dir
 from eyeoct.training import run_training
+from ldm.models.diffusion.samplers import DEFAULT_SAMPLER
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ class DemoSettings:
     """What the demo runs; `overrides_*` are `key=value` strings for each stage's config."""
 
     root: Path = Path("runs")
-    ddim_steps: int = 50
+    sampler: str = DEFAULT_SAMPLER
+    steps: int | None = None  # None: the sampler's default (dpmpp-2m 15, ddim 50)
     guidance: float = 1.0
     seed: int = 0
     samples_per_input: int = 8  # held-out eyes: the per-pixel mean of K samples is submitted
@@ -162,20 +164,19 @@ def run_demo(settings: DemoSettings) -> Path:
         folders["ceiling"] = write_ceiling(data.train, data.heldout, demo_dir / "baselines" / "ceiling")
     timings["baselines_s"] = time.perf_counter() - start
 
-    start = _stage(f"4/6 inference: {settings.ddim_steps} DDIM steps, {settings.samples_per_input} samples per "
-                   f"held-out eye (their mean is scored), and a real photograph")
-    loaded = load_inference_model(dm_config, dm_ckpt, "cpu")
-    options = InferenceOptions(steps=settings.ddim_steps, guidance=settings.guidance, seed=settings.seed,
-                               batch_size=16, samples_per_input=settings.samples_per_input,
+    sampling = dict(sampler=settings.sampler, steps=settings.steps, guidance=settings.guidance, seed=settings.seed)
+    options = InferenceOptions(**sampling, batch_size=16, samples_per_input=settings.samples_per_input,
                                submit="mean" if settings.samples_per_input > 1 else "first",
                                size=(int(width), int(height)), ext="png", checkpoint=str(dm_ckpt))
+    start = _stage(f"4/6 inference: {options.sampler}, {options.steps} steps, {settings.samples_per_input} samples "
+                   f"per held-out eye (their mean is scored), and a real photograph")
+    loaded = load_inference_model(dm_config, dm_ckpt, "cpu")
     _write_heldout_cfs(data.heldout[0], demo_dir / "heldout_cf")
     predictions = demo_dir / "predictions"
     run_inference(loaded.model, cf_preparer(loaded.cf_size), collect_inputs(demo_dir / "heldout_cf"),
                   predictions / "heldout", options)
     retina_path = _write_retina(demo_dir / "inputs")
-    retina_options = InferenceOptions(steps=settings.ddim_steps, guidance=settings.guidance, seed=settings.seed,
-                                      size=(448, 320), ext="jpg", checkpoint=str(dm_ckpt))
+    retina_options = InferenceOptions(**sampling, size=(448, 320), ext="jpg", checkpoint=str(dm_ckpt))
     run_inference(loaded.model, cf_preparer(loaded.cf_size), collect_inputs(retina_path),
                   predictions / "retina", retina_options)
     timings["inference_s"] = time.perf_counter() - start
@@ -199,7 +200,7 @@ def run_demo(settings: DemoSettings) -> Path:
         {"table": {m: {k: means[(m, k)] for k, _, _ in TABLE_METRICS if (m, k) in means.index}
                    | {"n_cases": len(comparison.case_ids)} for m in comparison.methods},
          "timings_s": {k: round(v, 1) for k, v in timings.items()},
-         "ddim_steps": settings.ddim_steps, "guidance": settings.guidance,
+         "sampler": options.sampler, "steps": options.steps, "guidance": settings.guidance,
          "samples_per_input": settings.samples_per_input}, indent=2) + "\n")
     montages = sorted((predictions / "retina" / "montages").glob("*.png"))
     _write_report(demo_dir, comparison, montages[0] if montages else None)

@@ -1,1 +1,1 @@
-"""Generic latent-diffusion parts: autoencoder, UNet, attention, noise schedule, DDIM sampler, EMA."""
+"""Generic latent-diffusion parts: autoencoder, UNet, attention, noise schedule, samplers (DDIM, DPM-Solver++), EMA."""

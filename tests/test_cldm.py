@@ -121,17 +121,18 @@ def test_pooled_cf_vector_conditions_unet_and_controlnet_and_is_zero_when_droppe
         build_model(repo_root, "model.params.cf_encoder_config.pooled_dim=8")
 
 
-def test_sample_shape_range_determinism_and_per_item_generators(repo_root):
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp-2m"])
+def test_sample_shape_range_determinism_and_per_item_generators(repo_root, sampler):
     model, _ = build_model(repo_root)
     cf = tiny_batch(3)["cf"]
-    a = model.sample(cf, steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(5))
-    b = model.sample(cf, steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(5))
+    a = model.sample(cf, steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(5), sampler=sampler)
+    b = model.sample(cf, steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(5), sampler=sampler)
     assert a.shape == (3, 6, 32, 32) and a.min() >= -1 and a.max() <= 1
     assert torch.equal(a, b)
     # one generator per item: an item's sample does not depend on the rest of the batch
     gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]  # noqa: E731
-    full = model.sample(cf, steps=2, generator=gens([1, 2, 3]))
-    alone = model.sample(cf[1:2], steps=2, generator=gens([2]))
+    full = model.sample(cf, steps=2, generator=gens([1, 2, 3]), sampler=sampler)
+    alone = model.sample(cf[1:2], steps=2, generator=gens([2]), sampler=sampler)
     torch.testing.assert_close(full[1:2], alone, atol=1e-5, rtol=0)
     assert model.training  # sampling restores the training mode
 
@@ -218,3 +219,20 @@ def test_inference_loading_merges_the_ema_once(repo_root):
     assert model.ema is None and not model.use_ema
     got = model.sample(tiny_batch()["cf"], steps=2, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(got, expected)
+
+
+def test_low_precision_sampling_stays_close_to_float32(repo_root):
+    model, _ = build_model(repo_root)
+    with torch.no_grad():  # a model whose output is not exactly zero
+        for p in model.trainable_named_parameters().values():
+            p.add_(0.02 * torch.randn_like(p))
+    cf = tiny_batch()["cf"]
+    sample = lambda precision: model.sample(cf, steps=3, guidance_scale=2.0, precision=precision,  # noqa: E731
+                                            use_ema=False, generator=torch.Generator().manual_seed(0))
+    reference = sample("fp32")
+    for precision in ("bf16", "fp16"):
+        low = sample(precision)
+        assert low.dtype == torch.float32 and low.shape == reference.shape
+        assert 0 < (low - reference).abs().max() < 0.1, precision
+    with pytest.raises(ValueError, match="precision must be one of"):
+        sample("int8")

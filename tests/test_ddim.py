@@ -4,18 +4,20 @@ import math
 import pytest
 import torch
 
-from ldm.models.diffusion import DDIMSampler, NoiseSchedule, make_ddim_timesteps
-from ldm.models.diffusion.ddim import concat_conditions
+from ldm.models.diffusion import DDIMSampler, NoiseSchedule, spaced_timesteps
+from ldm.models.diffusion.sampler_base import concat_conditions
 
 
 def test_ddim_timesteps_match_hand_computed():
-    assert make_ddim_timesteps(1000, 10).tolist() == [1, 101, 201, 301, 401, 501, 601, 701, 801, 901]
-    assert make_ddim_timesteps(1000, 50).tolist() == [1 + 20 * i for i in range(50)]
-    assert make_ddim_timesteps(100, 4).tolist() == [1, 26, 51, 76]
-    assert make_ddim_timesteps(1000, 3).tolist() == [1, 334, 667]  # 1000 would be past the schedule
-    assert make_ddim_timesteps(1000, 30).tolist() == [1 + 33 * i for i in range(31)]  # LDM: 31 for 30
+    abar = NoiseSchedule().alphas_cumprod
+    assert spaced_timesteps(abar, 10).tolist() == [1, 101, 201, 301, 401, 501, 601, 701, 801, 901]
+    assert spaced_timesteps(abar, 50).tolist() == [1 + 20 * i for i in range(50)]
+    assert spaced_timesteps(NoiseSchedule(num_timesteps=100).alphas_cumprod, 4).tolist() == [1, 26, 51, 76]
+    assert spaced_timesteps(abar, 3).tolist() == [1, 334, 667]  # 1000 would be past the schedule
+    assert spaced_timesteps(abar, 30).tolist() == [1 + 33 * i for i in range(31)]  # LDM: 31 for 30
+    assert DDIMSampler(NoiseSchedule()).timesteps(10).tolist() == spaced_timesteps(abar, 10).tolist()
     with pytest.raises(ValueError, match="steps"):
-        make_ddim_timesteps(1000, 1001)
+        spaced_timesteps(abar, 1001)
 
 
 def test_linear_schedule_values():

@@ -28,8 +28,9 @@ class StandInModel(torch.nn.Module):
         self.height, self.width = height, width
         self.calls = []
 
-    def sample(self, cf, steps, eta, guidance_scale, generator):
-        self.calls.append(dict(batch=cf.shape[0], steps=steps, eta=eta, guidance_scale=guidance_scale))
+    def sample(self, cf, steps, eta, guidance_scale, generator, sampler):
+        self.calls.append(dict(batch=cf.shape[0], steps=steps, eta=eta, guidance_scale=guidance_scale,
+                               sampler=sampler))
         assert len(generator) == cf.shape[0]
         noise = torch.cat([torch.randn(1, 6, self.height, self.width, generator=g) for g in generator])
         base = torch.nn.functional.interpolate(cf.mean(1, keepdim=True), size=(self.height, self.width))
@@ -84,16 +85,20 @@ def test_layout_sizes_count_and_index(cf_folder, tmp_path):
     assert all((out / r["path"]).is_file() for r in rows)
     first = rows[0]
     assert (first["case"], first["sample"], first["slice"], first["steps"], first["seed"]) == ("011574-64L", "0", "0", "3", "7")
+    assert first["sampler"] == "dpmpp-2m"  # the default
     assert first["sample_seed"] == str(sample_seed(7, "011574-64L", 0))
 
 
 def test_jpg_output_and_options_reach_the_model(cf_folder, tmp_path):
     torch.manual_seed(0)
     model = StandInModel()
-    options = InferenceOptions(steps=4, eta=0.5, guidance=2.0, batch_size=3, size=(448, 320))
+    options = InferenceOptions(sampler="ddim", steps=4, eta=0.5, guidance=2.0, batch_size=3, size=(448, 320))
     run_inference(model, cf_preparer(CF_SIZE), collect_inputs(cf_folder), tmp_path / "out", options)
     assert [c["batch"] for c in model.calls] == [3, 1]
-    assert all((c["steps"], c["eta"], c["guidance_scale"]) == (4, 0.5, 2.0) for c in model.calls)
+    assert all((c["sampler"], c["steps"], c["eta"], c["guidance_scale"]) == ("ddim", 4, 0.5, 2.0)
+               for c in model.calls)
+    rows = read_index(tmp_path / "out" / "index.csv")
+    assert {(r["sampler"], r["steps"], r["eta"]) for r in rows} == {("ddim", "4", "0.5")}
     with Image.open(tmp_path / "out" / "d" / "d_5.jpg") as image:
         assert image.size == (448, 320) and image.mode == "L" and image.format == "JPEG"
 
@@ -144,6 +149,54 @@ def test_skip_bad_lists_the_file(cf_folder, tmp_path):
     skipped_rows = [r for r in read_index(tmp_path / "out" / "index.csv") if r["kind"] == "skipped"]
     assert [r["path"] for r in skipped_rows] == [str(bad)] and "cannot decode" in skipped_rows[0]["note"]
     assert not (tmp_path / "out" / "broken").exists()
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    """A phantom CF photo (a fundus: ok), a grayscale B-scan-like image and a blank frame."""
+    from eyeoct.data.phantom import PhantomConfig, render_case
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    cf = render_case(0, 3, PhantomConfig(cf_size=96, oct_height=32, oct_width=32)).cf
+    canvas = np.zeros((120, 200, 3), np.uint8)
+    canvas[10:106, 60:156] = cf  # off centre on a wide black frame, as a camera writes it
+    Image.fromarray(canvas).save(folder / "eye.png")
+    rows = np.linspace(0, 255, 48, dtype=np.uint8)[:, None].repeat(64, axis=1)
+    Image.fromarray(rows).save(folder / "bscan.png")
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(folder / "blank.png")
+    return folder
+
+
+def test_every_input_gets_a_verdict_and_flagged_ones_are_still_processed(mixed_folder, tmp_path, caplog):
+    result = run(mixed_folder, tmp_path / "out", progress=False)
+    assert result.input_checks == {"blank": "blank", "bscan": "grayscale", "eye": "ok"}
+    assert result.cases == ["blank", "bscan", "eye"] and result.skipped == []
+    rows = read_index(tmp_path / "out" / "index.csv")
+    assert {(r["case"], r["input_check"]) for r in rows} == {("blank", "blank"), ("bscan", "grayscale"), ("eye", "ok")}
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("bscan.png does not look like a colour fundus photograph (grayscale)" in m for m in warned)
+    assert not any("eye.png" in m for m in warned)
+
+
+def test_strict_inputs_skips_flagged_ones_and_lists_them(mixed_folder, tmp_path):
+    out = tmp_path / "out"
+    result = run(mixed_folder, out, strict_inputs=True)
+    assert result.cases == ["eye"]
+    assert (out / "skipped.txt").read_text().splitlines() == [
+        f"{mixed_folder / 'blank.png'}\tinput check: blank", f"{mixed_folder / 'bscan.png'}\tinput check: grayscale"]
+    skipped = [r for r in read_index(out / "index.csv") if r["kind"] == "skipped"]
+    assert [(r["case"], r["input_check"]) for r in skipped] == [("blank", "blank"), ("bscan", "grayscale")]
+    assert not (out / "bscan").exists() and (out / "eye" / "eye_0.jpg").is_file()
+
+
+def test_options_refuse_eta_for_the_deterministic_sampler_and_default_its_steps():
+    with pytest.raises(ValueError, match="eta=0.5: the dpmpp-2m sampler is deterministic"):
+        InferenceOptions(sampler="dpmpp-2m", eta=0.5)
+    with pytest.raises(ValueError, match="unknown sampler 'plms'"):
+        InferenceOptions(sampler="plms")
+    assert InferenceOptions(sampler="dpmpp-2m").steps == 15 and InferenceOptions(sampler="ddim").steps == 50
+    assert InferenceOptions(sampler="ddim", steps=20).steps == 20
 
 
 def test_k_samples_write_samples_std_maps_and_mean(cf_folder, tmp_path):

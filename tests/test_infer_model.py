@@ -76,6 +76,14 @@ def test_real_fundus_photo_gives_six_nonconstant_slices(run_dir, tmp_path):
         rows = list(csv.DictReader(handle))
     assert {r["checkpoint"] for r in rows} == {str(run_dir / "checkpoints" / "last.ckpt")}
     assert {r["steps"] for r in rows} == {"2"} and (out / "montages" / "retina.png").is_file()
+    assert {r["sampler"] for r in rows} == {"dpmpp-2m"}  # the default
+    assert {r["input_check"] for r in rows if r["case"] == "retina"} == {"ok"}
+
+    ddim = main(["--run", str(run_dir), "--input", str(path), "--out", str(tmp_path / "ddim"), "--sampler", "ddim",
+                 "--steps", "2", "--device", "cpu", "--format", "png", "--log-level", "WARNING", "--quiet"])
+    with open(ddim.index_path, newline="") as handle:
+        assert {(r["sampler"], r["steps"]) for r in csv.DictReader(handle)} == {("ddim", "2")}
+    assert not np.array_equal(read_volume(tmp_path / "ddim" / "retina"), slices)  # the choice reaches the model
 
 
 def test_real_model_same_seed_same_files_and_batch_size_changes_only_rounding(run_dir, photos, tmp_path):
@@ -107,6 +115,8 @@ def test_cli_reports_bad_model_paths_and_refuses_a_full_output(run_dir, photos, 
     with pytest.raises(SystemExit, match=r"checkpoint not found: expected .*nothing\.ckpt"):
         cli_entry(["--run", str(run_dir), "--ckpt", str(tmp_path / "nothing.ckpt"), "--input", str(photos),
                    "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match="eta=0.5: the dpmpp-2m sampler is deterministic.*needs the ddim sampler"):
+        cli_entry(["--run", str(run_dir), "--input", str(photos), "--out", str(tmp_path / "o"), "--eta", "0.5"])
     with pytest.raises(SystemExit, match="--run RUN_DIR, or with both --config CFG and --ckpt CKPT"):
         cli_entry(["--config", str(run_dir / "config.yaml"), "--input", str(photos), "--out", str(tmp_path / "o")])
     full = tmp_path / "full"

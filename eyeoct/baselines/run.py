@@ -17,7 +17,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from eyeoct.baselines.retrieval import (PIXEL_KEY_SIZE, encoder_keys, nearest_by_cosine, nearest_by_l2,
                                         pixel_keys)
 from eyeoct.data.transforms import unit_to_uint8
+from eyeoct.progress import progress_bar
 from eyeoct.volume_io import write_volume
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class BaselineSettings:
     batch_size: int = 8
     num_workers: int = 0
     info: dict = field(default_factory=dict)  # extra provenance copied into every baseline.json
+    progress: bool = True  # progress bars (shown only on a terminal)
 
 
 def check_methods(which: Sequence[str]) -> list[str]:
@@ -82,6 +84,14 @@ def _loader(dataset: Dataset, settings: BaselineSettings) -> DataLoader:
     return DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, num_workers=settings.num_workers)
 
 
+def _batches(dataset: Dataset, settings: BaselineSettings, desc: str) -> Iterator[dict]:
+    """The batches of `dataset` in order, with a progress bar counting its cases."""
+    with progress_bar(total=len(dataset), desc=desc, unit="case", quiet=not settings.progress) as bar:
+        for batch in _loader(dataset, settings):
+            yield batch
+            bar.update(len(batch["id"]))
+
+
 @dataclass
 class TrainingSummary:
     """What one pass over the training set leaves: the mean volume, the retrieval keys, the case ids."""
@@ -96,7 +106,7 @@ def summarise_training(train_set: Dataset, settings: BaselineSettings, encoder: 
                        want_pixel: bool) -> TrainingSummary:
     """One pass: float64 sum of the uint8 OCT volumes (exact) and the CF keys of every case."""
     total, ids, pixel, encoded = None, [], [], []
-    for batch in _loader(train_set, settings):
+    for batch in _batches(train_set, settings, "baselines: training pass"):
         if "oct" not in batch:
             raise BaselineError(f"training case {batch['id'][0]!r} has no OCT: baselines need paired training data")
         batch_sum = torch.from_numpy(unit_to_uint8(batch["oct"])).double().sum(dim=0)
@@ -140,7 +150,7 @@ def run_baselines(train_set: Dataset, heldout_sets: Sequence[Dataset], out_dir: 
         matches["nn_pixel"] = nearest_by_l2(torch.cat(queries["nn_pixel"]), summary.pixel_keys).tolist()
     if "nn_encoder" in which:
         matches["nn_encoder"] = nearest_by_cosine(torch.cat(queries["nn_encoder"]), summary.encoder_keys).tolist()
-    _write_retrieved(write, folders, ids, matches, train_set)
+    _write_retrieved(write, folders, ids, matches, train_set, quiet=not settings.progress)
 
     for method in which:
         record = {"method": method, "description": DESCRIPTIONS[method], "train_cases": len(summary.ids),
@@ -161,7 +171,7 @@ def _heldout_pass(heldout_sets: Sequence[Dataset], oracle_sets: Sequence[Dataset
     ids, queries, with_truth = [], {"nn_pixel": [], "nn_encoder": []}, 0
     for index, dataset in enumerate(heldout_sets):
         twin = iter(_loader(oracle_sets[index], settings)) if "oracle" in folders else None
-        for batch in _loader(dataset, settings):
+        for batch in _batches(dataset, settings, f"baselines: held-out pass {index + 1}/{len(heldout_sets)}"):
             repeated = set(ids) & set(batch["id"])
             if repeated:
                 raise BaselineError(f"held-out case ids {sorted(repeated)} repeat across the held-out sets; "
@@ -199,14 +209,14 @@ def _write_batch(write, folder: Path, case_ids: Sequence[str], volumes) -> int:
 
 
 def _write_retrieved(write, folders: dict[str, Path], ids: list[str], matches: dict[str, list[int]],
-                     train_set: Dataset) -> None:
+                     train_set: Dataset, quiet: bool = False) -> None:
     """Read each matched training volume once (by index) and write it for every case that retrieved it."""
     wanted: dict[int, list[tuple[str, str]]] = {}
     for method, picks in matches.items():
         folders[method].mkdir(parents=True, exist_ok=True)
         for case_id, pick in zip(ids, picks):
             wanted.setdefault(pick, []).append((method, case_id))
-    for pick in sorted(wanted):
+    for pick in progress_bar(sorted(wanted), desc="baselines: retrieved volumes", unit="volume", quiet=quiet):
         volume = unit_to_uint8(train_set[pick]["oct"])
         for method, case_id in wanted[pick]:
             write(folders[method], case_id, volume)

@@ -38,6 +38,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of a randomly initialised CF encoder")
     add_print_config(parser, "the merged data config and the baseline settings")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (they show only on a terminal anyway)")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="data config overrides")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
@@ -54,7 +55,7 @@ def main(argv=None) -> None:
 
 def print_settings(args: argparse.Namespace) -> None:
     """The merged data config and a `baselines:` block with every option (the CF-encoder config named)."""
-    settings = {k: v for k, v in vars(args).items() if k not in ("print_config", "log_level", "overrides")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("print_config", "log_level", "overrides", "quiet")}
     settings["cf_encoder_config"] = args.cf_encoder_config or (None if args.cf_encoder_ckpt else DEFAULT_ENCODER_CONFIG)
     print_config({**load_config(args.data_config, args.overrides), "baselines": settings})
 
@@ -66,6 +67,6 @@ def build(args: argparse.Namespace) -> dict:
     cfg = load_config(args.data_config, args.overrides)
     data = baseline_data(cfg, [p.strip() for p in args.parts.split(",") if p.strip()], want_oracle="oracle" in which)
     settings = BaselineSettings(which=which, size=args.size, ext=args.format, batch_size=args.batch_size,
-                                num_workers=args.num_workers,
+                                num_workers=args.num_workers, progress=not args.quiet,
                                 info={"data_config": list(args.data_config), "overrides": list(args.overrides)})
     return write_baselines(data, args.out, settings, args.cf_encoder_config, args.cf_encoder_ckpt, args.seed)

@@ -1,7 +1,7 @@
 """The built-in demo on CPU: phantom data -> stage 1 -> stage 2 -> inference -> baselines -> evaluation.
 
     eyeoct-demo
-    eyeoct-demo --ddim-steps 20 ae.trainer.max_steps=200 dm.trainer.max_steps=200   # quicker look
+    eyeoct-demo --steps 10 ae.trainer.max_steps=200 dm.trainer.max_steps=200   # quicker look
 
 Everything is written to a new folder runs/demo/<timestamp>/ (see eyeoct/demo.py); its report.html
 holds the results table.
@@ -14,12 +14,15 @@ from pathlib import Path
 from eyeoct.cli import add_print_config, print_config
 from eyeoct.demo import DemoSettings, run_demo, stage_configs
 from eyeoct.logging_utils import setup_logging
+from ldm.models.diffusion.samplers import DEFAULT_SAMPLER, SAMPLER_NAMES
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="runs", help="parent of the demo folder (default: runs)")
-    parser.add_argument("--ddim-steps", type=int, default=50)
+    parser.add_argument("--sampler", choices=SAMPLER_NAMES, default=DEFAULT_SAMPLER)
+    parser.add_argument("--steps", "--ddim-steps", dest="steps", type=int, default=None,
+                        help="sampling steps (default: the sampler's, dpmpp-2m 15, ddim 50)")
     parser.add_argument("--guidance", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples-per-input", type=int, default=8,
@@ -32,8 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     if bad:
         parser.error(f"overrides must start with ae. or dm., got {bad}")
     setup_logging("INFO")
-    settings = DemoSettings(root=Path(args.root), ddim_steps=args.ddim_steps, guidance=args.guidance, seed=args.seed,
-                            samples_per_input=args.samples_per_input,
+    settings = DemoSettings(root=Path(args.root), sampler=args.sampler, steps=args.steps, guidance=args.guidance,
+                            seed=args.seed, samples_per_input=args.samples_per_input,
                             overrides_ae=tuple(o[3:] for o in args.overrides if o.startswith("ae.")),
                             overrides_dm=tuple(o[3:] for o in args.overrides if o.startswith("dm.")))
     if args.print_config:

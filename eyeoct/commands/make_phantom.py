@@ -33,16 +33,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share of eyes in val/ (aptos layout)")
     parser.add_argument("--two-panel-fraction", type=float, default=0.3,
                         help="share of training eyes exported as infrared|B-scan two-panel images")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
     add_print_config(parser, "the dataset settings and the full phantom configuration")
     args = parser.parse_args(argv)
     setup_logging()
     try:
         config = PhantomConfig(cf_size=args.cf_size, oct_height=args.oct_size[0], oct_width=args.oct_size[1])
         if args.print_config:
-            settings = {k: v for k, v in vars(args).items() if k not in ("print_config", "cf_size", "oct_size")}
+            settings = {k: v for k, v in vars(args).items()
+                        if k not in ("print_config", "cf_size", "oct_size", "quiet")}
             print_config({**settings, "phantom": dataclasses.asdict(config)})
             return None
         return write_phantom_dataset(args.out, args.n, args.layout, args.seed, config, args.val_fraction,
-                                     args.two_panel_fraction)
+                                     args.two_panel_fraction, progress=not args.quiet)
     except (FileExistsError, ValueError) as err:
         parser.error(str(err))

@@ -27,6 +27,7 @@ from eyeoct.data.transforms import cf_to_tensor, preprocess_cf, preprocess_oct, 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("all", "train", "val")
+CODE_FILES = ("images.py", "transforms.py", "fundus_fov.py")  # the code that turns image files into arrays
 _DATA_DIR = Path(__file__).resolve().parent
 
 
@@ -130,7 +131,8 @@ def select_split(cases: Sequence[EyeCase], split: str, val_fraction: float, spli
 
 
 class ImageFilesDataset(CaseArrayDataset):
-    """Cases stored as image files: CF centre-cropped to a square and resized to `cf_size`, B-scans to `oct_size` [H, W]."""
+    """Cases stored as image files: CF cropped to its field of view (`fundus_fov`) and resized to `cf_size`,
+    B-scans to `oct_size` [H, W]."""
 
     def __init__(self, cases: Sequence[EyeCase], cf_size: int = 256, oct_size: Sequence[int] = (256, 384),
                  cache_dir: str | Path | None = None, cache_in_memory: bool = False):
@@ -152,7 +154,7 @@ class ImageFilesDataset(CaseArrayDataset):
 
     def cache_settings(self) -> dict[str, Any]:
         return {"kind": "image_files", "cf_size": self.cf_size, "oct_size": list(self.oct_size),
-                "code": code_fingerprint([_DATA_DIR / "images.py", _DATA_DIR / "transforms.py"])}
+                "code": code_fingerprint([_DATA_DIR / name for name in CODE_FILES])}
 
     def source_signature(self, index: int) -> str:
         case = self.cases[index]

@@ -91,14 +91,19 @@ def read_gray(path: str | Path) -> np.ndarray:
     if gray is not None:
         return gray
     if img.mode not in ("L", "1"):
-        rgb = np.asarray(img.convert("RGB"), dtype=np.int16)
-        chroma = float(np.mean(np.abs(rgb[..., 0] - rgb[..., 1]) + np.abs(rgb[..., 1] - rgb[..., 2]))) / 2
+        chroma = mean_channel_difference(np.asarray(img.convert("RGB")))
         if chroma > MAX_CHROMA:
             raise ImageReadError(
                 f"{path} is a colour image (mean channel difference {chroma:.1f} > {MAX_CHROMA}); "
                 "an OCT B-scan must be grayscale (pseudo-colour screenshots are not supported)", path
             )
     return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+
+
+def mean_channel_difference(rgb: np.ndarray) -> float:
+    """Mean of (|R - G| + |G - B|) / 2 over a uint8 [h,w,3] image, in grey levels: near 0 for grey content."""
+    x = rgb.astype(np.int16)
+    return float(np.mean(np.abs(x[..., 0] - x[..., 1]) + np.abs(x[..., 1] - x[..., 2]))) / 2
 
 
 def read_oct_slice(path: str | Path) -> np.ndarray:

@@ -31,6 +31,7 @@ from PIL import Image
 from eyeoct.data.phantom import PhantomCase, PhantomConfig, render_case
 from eyeoct.data.phantom_cf import render_infrared
 from eyeoct.data.phantom_oct import SLICE_ANGLES_DEG
+from eyeoct.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +102,10 @@ def _save(array: np.ndarray, path: Path) -> None:
 
 def write_phantom_dataset(out_dir: str | Path, n: int, layout: str = "aptos", seed: int = 0,
                           config: PhantomConfig | None = None, val_fraction: float = 0.2,
-                          two_panel_fraction: float = 0.3) -> dict:
-    """Render phantom eyes 0..n-1 of `seed` into `out_dir` (must be new or empty); returns counts."""
+                          two_panel_fraction: float = 0.3, progress: bool = True) -> dict:
+    """Render phantom eyes 0..n-1 of `seed` into `out_dir` (must be new or empty); returns counts.
+
+    `progress` shows a bar (on a terminal only)."""
     out_dir = Path(out_dir)
     config = config or PhantomConfig()
     if layout not in LAYOUTS:
@@ -118,7 +121,7 @@ def write_phantom_dataset(out_dir: str | Path, n: int, layout: str = "aptos", se
     rows = {"train": ["PID,CF_path,OCT_path"], "val": ["PID,CF_path"]}
     counts = {"train": 0, "val": 0, "two_panel": 0}
     with open(out_dir / "phantom_meta.jsonl", "w") as meta_file:
-        for index in range(n):
+        for index in progress_bar(range(n), desc="phantom eyes", unit="eye", quiet=not progress):
             case = render_case(seed, index, config)
             name = case_name(seed, index, case.meta["laterality"])
             split = "train" if index < n_train else "val"
@@ -140,7 +143,7 @@ def write_phantom_dataset(out_dir: str | Path, n: int, layout: str = "aptos", se
             counts[split] += 1
             record = {"name": name.cf_stem, "split": split, "two_panel": is_two_panel, "meta": case.meta}
             meta_file.write(json.dumps(record) + "\n")
-            logger.info("phantom case %d/%d %s (%s, %s)", index + 1, n, name.cf_stem, split, case.meta["pathology"])
+            logger.debug("phantom case %d/%d %s (%s, %s)", index + 1, n, name.cf_stem, split, case.meta["pathology"])
     if layout == "aptos":
         for split, lines in rows.items():
             if len(lines) > 1:

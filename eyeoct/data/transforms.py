@@ -1,9 +1,11 @@
-"""Preprocessing of uint8 arrays (square crop, resize) and the uint8 <-> [-1, 1] tensor mappings."""
+"""Preprocessing of uint8 arrays (fundus field-of-view crop, resize) and the uint8 <-> [-1, 1] tensor mappings."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 from PIL import Image
+
+from eyeoct.data.fundus_fov import crop_to_fov, find_fov
 
 
 def center_crop_square(image: np.ndarray) -> np.ndarray:
@@ -21,9 +23,16 @@ def resize_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC), dtype=np.uint8)
 
 
+def crop_cf_square(rgb: np.ndarray) -> np.ndarray:
+    """The square framing the fundus disc of uint8 [h,w,3] `rgb` (black where the disc runs past the image
+    border; see `eyeoct.data.fundus_fov`), or its centred square where no disc is found."""
+    fov = find_fov(rgb)
+    return center_crop_square(rgb) if fov is None else crop_to_fov(rgb, fov)
+
+
 def preprocess_cf(rgb: np.ndarray, size: int) -> np.ndarray:
-    """CF photo uint8 [h,w,3] -> centre square crop resized to uint8 [size,size,3]."""
-    return resize_uint8(center_crop_square(rgb), size, size)
+    """CF photo uint8 [h,w,3] -> the square around its field of view, resized to uint8 [size,size,3]."""
+    return resize_uint8(crop_cf_square(rgb), size, size)
 
 
 def preprocess_oct(slices: list[np.ndarray], height: int, width: int) -> np.ndarray:

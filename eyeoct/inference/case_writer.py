@@ -1,6 +1,7 @@
 """Writes the outputs of one CF photo once its K samples are drawn, and the index rows describing them."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,9 @@ class CaseWriter:
                                slice=k, cf_path=str(cf_path), sample_seed=sample_seed)
 
     def write(self, case_id: str, cf_path: Path, cf: torch.Tensor, samples: torch.Tensor,
-              seeds: list[int]) -> list[IndexRow]:
-        """Write case `case_id` from its model input `cf` [3,h,w] and `samples` [K,6,H,W] drawn with `seeds`."""
+              seeds: list[int], input_check: str = "") -> list[IndexRow]:
+        """Write case `case_id` from its model input `cf` [3,h,w] and `samples` [K,6,H,W] drawn with `seeds`;
+        every row carries the input's check verdict `input_check`."""
         many = samples.shape[0] > 1
         use_mean = many and self.submit == "mean"
         slices = unit_to_uint8(submitted_volume(samples, self.submit if many else "first"))
@@ -43,7 +45,7 @@ class CaseWriter:
             rows += self._write_std_maps(case_id, cf_path, std_map(samples))
         montage = save_montage(self.layout.montage_path(case_id), unit_to_uint8(cf).transpose(1, 2, 0), slices)
         rows.append(self._row("montage", case_id, cf_path, montage))
-        return rows
+        return [dataclasses.replace(row, input_check=input_check) for row in rows]
 
     def _write_std_maps(self, case_id: str, cf_path: Path, maps: np.ndarray) -> list[IndexRow]:
         rows = []

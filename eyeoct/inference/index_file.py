@@ -12,8 +12,10 @@ class IndexRow:
 
     `sample` is the sample number, `mean` for a submitted per-pixel mean, `std` for an uncertainty map,
     empty where it does not apply; `slice` is 0..5 or empty; `path` is relative to the output folder
-    (the input file itself for `skipped`). `seed` is the run seed, `sample_seed` the derived seed that
-    produced this sample (empty for maps built from several samples).
+    (the input file itself for `skipped`). `input_check` is the verdict on the input photo (`ok`, or why it
+    does not look like a colour fundus photograph, `unreadable`; see `input_check`), empty for run-wide
+    rows. `seed` is the run seed, `sample_seed` the derived seed that produced this sample (empty for maps
+    built from several samples); `sampler`, `steps` and `precision` say how it was sampled.
     """
 
     kind: str
@@ -22,11 +24,14 @@ class IndexRow:
     slice: str
     path: str
     cf_path: str
+    input_check: str
     seed: int
     sample_seed: str
+    sampler: str
     steps: int
     guidance: float
     eta: float
+    precision: str
     checkpoint: str
     note: str = ""
 
@@ -39,17 +44,21 @@ class RunRecord:
     """The settings every index row repeats, so each file can be traced to how it was made."""
 
     seed: int
+    sampler: str
     steps: int
     guidance: float
     eta: float
+    precision: str
     checkpoint: str
 
     def row(self, kind: str, path: str, case: str = "", sample: str = "", slice: int | None = None,
-            cf_path: str = "", sample_seed: int | None = None, note: str = "") -> IndexRow:
+            cf_path: str = "", sample_seed: int | None = None, note: str = "", input_check: str = "") -> IndexRow:
         """An index row of this run; `slice` and `sample_seed` are left empty when None."""
         return IndexRow(kind=kind, case=case, sample=sample, slice="" if slice is None else str(slice), path=path,
-                        cf_path=cf_path, seed=self.seed, sample_seed="" if sample_seed is None else str(sample_seed),
-                        steps=self.steps, guidance=self.guidance, eta=self.eta, checkpoint=self.checkpoint,
+                        cf_path=cf_path, input_check=input_check, seed=self.seed,
+                        sample_seed="" if sample_seed is None else str(sample_seed), sampler=self.sampler,
+                        steps=self.steps, guidance=self.guidance, eta=self.eta, precision=self.precision,
+                        checkpoint=self.checkpoint,
                         note=note)
 
 
