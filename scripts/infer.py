@@ -3,8 +3,6 @@
 Examples:
   python scripts/infer.py --run runs/dm_phantom_demo/<stamp> --input photos/ --out preds
   python scripts/infer.py --run runs/dm_phantom_demo/<stamp>/export --input photos/ --out preds   # an export
-  python scripts/infer.py --run RUN --input photos/ --out preds_ddim --sampler ddim --steps 50
-  python scripts/infer.py --run RUN --input mixed/ --out preds --strict-inputs   # skip non-fundus images
   python scripts/infer.py --config cfg.yaml --ckpt last.ckpt --input data/aptos/val/val.csv --out sub --zip
   python scripts/infer.py --run RUN --input eye.jpg --out eye_pred --samples-per-input 8   # + uncertainty
 """

@@ -94,7 +94,7 @@ def test_print_config_of_the_other_commands(capsys, empty_cwd, tmp_path):
     assert cfg["baselines"]["cf_encoder_config"] == "baselines/cf_encoder_random" and cfg["baselines"]["out"] == "out"
     assert cfg["data"]["params"]["test"]["params"]["start"] == 2000
     cfg = printed(capsys, demo.main, ["--root", "r", "ae.trainer.max_steps=3"])
-    assert cfg["ae"]["trainer"]["max_steps"] == 3 and cfg["demo"]["ddim_steps"] == 50
+    assert cfg["ae"]["trainer"]["max_steps"] == 3 and cfg["demo"]["sampler"] == "dpmpp-2m"
     assert cfg["dm"]["model"]["params"]["first_stage"] == "r/demo/<timestamp>/ae/export"
     cfg = printed(capsys, evaluate.main, ["--pred", "preds", "--gt", "truth"])
     assert cfg["out"] == "preds_eval" and cfg["settings"]["device"] == "auto"  # CUDA when present
@@ -105,4 +105,4 @@ def test_print_config_of_the_other_commands(capsys, empty_cwd, tmp_path):
     cfg = printed(capsys, infer.main, ["--config", "dm/tiny_test", "--ckpt", str(ckpt), "--input", "photos",
                                   "--out", "preds", "--ddim-steps", "4", "--device", "cpu"])
     assert cfg["model_config"]["model"]["target"] == "cldm.cldm.ControlLDM"
-    assert cfg["inference"]["ddim_steps"] == 4 and cfg["model_files"]["weights"] == str(ckpt)
+    assert cfg["inference"]["steps"] == 4 and cfg["model_files"]["weights"] == str(ckpt)

@@ -182,8 +182,9 @@ def trained_tiny():
     pooled = F.avg_pool2d(batch["oct"], 2)
     model.first_stage = PooledFirstStage(pooled.mean().item(), 1.0 / pooled.std().item())
     optimizer = model.configure_optimizers()["optimizer"]
+    generator = torch.Generator().manual_seed(0)
     for _ in range(40):
-        loss = model.diffusion_loss(batch)[0].mean()
+        loss = model.diffusion_loss(batch, generator, sample_posterior=True)[0].mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

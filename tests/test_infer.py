@@ -28,9 +28,9 @@ class StandInModel(torch.nn.Module):
         self.height, self.width = height, width
         self.calls = []
 
-    def sample(self, cf, steps, eta, guidance_scale, generator, sampler):
+    def sample(self, cf, steps, eta, guidance_scale, generator, sampler, precision):
         self.calls.append(dict(batch=cf.shape[0], steps=steps, eta=eta, guidance_scale=guidance_scale,
-                               sampler=sampler))
+                               sampler=sampler, precision=precision))
         assert len(generator) == cf.shape[0]
         noise = torch.cat([torch.randn(1, 6, self.height, self.width, generator=g) for g in generator])
         base = torch.nn.functional.interpolate(cf.mean(1, keepdim=True), size=(self.height, self.width))
@@ -92,13 +92,14 @@ def test_layout_sizes_count_and_index(cf_folder, tmp_path):
 def test_jpg_output_and_options_reach_the_model(cf_folder, tmp_path):
     torch.manual_seed(0)
     model = StandInModel()
-    options = InferenceOptions(sampler="ddim", steps=4, eta=0.5, guidance=2.0, batch_size=3, size=(448, 320))
+    options = InferenceOptions(sampler="ddim", steps=4, eta=0.5, guidance=2.0, batch_size=3, size=(448, 320),
+                               precision="bf16")
     run_inference(model, cf_preparer(CF_SIZE), collect_inputs(cf_folder), tmp_path / "out", options)
     assert [c["batch"] for c in model.calls] == [3, 1]
-    assert all((c["sampler"], c["steps"], c["eta"], c["guidance_scale"]) == ("ddim", 4, 0.5, 2.0)
+    assert all((c["sampler"], c["steps"], c["eta"], c["guidance_scale"], c["precision"]) == ("ddim", 4, 0.5, 2.0, "bf16")
                for c in model.calls)
     rows = read_index(tmp_path / "out" / "index.csv")
-    assert {(r["sampler"], r["steps"], r["eta"]) for r in rows} == {("ddim", "4", "0.5")}
+    assert {(r["sampler"], r["steps"], r["eta"], r["precision"]) for r in rows} == {("ddim", "4", "0.5", "bf16")}
     with Image.open(tmp_path / "out" / "d" / "d_5.jpg") as image:
         assert image.size == (448, 320) and image.mode == "L" and image.format == "JPEG"
 

@@ -21,7 +21,8 @@ class RecordingModule:
 
 
 def fake_trainer(tmp_path, batch):
-    loader = [batch]
+    cases = [{"cf": cf, "oct": oct_volume} for cf, oct_volume in zip(batch["cf"], batch["oct"])]
+    loader = SimpleNamespace(dataset=cases)
     return SimpleNamespace(global_step=10, is_global_zero=True, default_root_dir=str(tmp_path), logger=None,
                            datamodule=SimpleNamespace(val_dataloader=lambda: loader))
 
