@@ -182,6 +182,11 @@ class SpatialTransformer(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, C, H, W] -> [B, C, H, W] in the memory format of ``x``.
+
+        The token view [B, H*W, C] and back are free for a channels_last ``x``; for a contiguous one the
+        projection into tokens copies once and the way back is a strided view read by the residual add.
+        """
         b, _, height, width = x.shape
         h = self.norm(x)
         if not self.use_linear:
@@ -193,7 +198,9 @@ class SpatialTransformer(nn.Module):
             h = block(h, context=context)
         if self.use_linear:
             h = self.proj_out(h)
-        h = h.transpose(1, 2).reshape(b, -1, height, width)
+        h = h.transpose(1, 2).reshape(b, -1, height, width)  # a channels_last view of the tokens
         if not self.use_linear:
             h = self.proj_out(h)
-        return h + x
+        # x first: the sum takes x's memory format, so a contiguous UNet never switches to channels_last
+        # (which would make every following convolution reorder its weights)
+        return x + h
