@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+
+from ldm.modules.checkpointing import checkpointed
 
 
 def zero_module(module: nn.Module) -> nn.Module:
@@ -143,9 +144,7 @@ class OCTTransformerBlock(nn.Module):
         return self.ff(self.norm3(x)) + x
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if self.use_checkpoint and torch.is_grad_enabled():
-            return checkpoint(self._forward, x, context, use_reentrant=False)
-        return self._forward(x, context)
+        return checkpointed(self._forward, x, context, enabled=self.use_checkpoint)
 
 
 class SpatialTransformer(nn.Module):
