@@ -19,6 +19,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from measure import peak_rss_growth_mib, reset_peak_rss
+
 
 def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
@@ -53,14 +55,6 @@ def time_ms(impl: str, q, k, v, dtype: str, repeats: int) -> float:
     return best * 1e3
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not found in /proc/self/status")
-
-
 def peak_mib_here(impl: str, seq: int, heads: int, dim_head: int, dtype: str, device: str) -> float:
     """Peak memory growth of one call (run inside a fresh process on the CPU)."""
     q, k, v = make_qkv(seq, heads, dim_head, device)
@@ -69,11 +63,9 @@ def peak_mib_here(impl: str, seq: int, heads: int, dim_head: int, dtype: str, de
         base = torch.cuda.memory_allocated()
         run(impl, q, k, v, dtype)
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM to the current RSS
-    base = _status_kib("VmRSS")
+    base = reset_peak_rss()
     run(impl, q, k, v, dtype)
-    return (_status_kib("VmHWM") - base) / 1024
+    return peak_rss_growth_mib(base)
 
 
 def peak_mib(impl: str, seq: int, heads: int, dim_head: int, dtype: str, device: str) -> float:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from eyeoct.config import instantiate_from_config, load_config  # noqa: E402
 from ldm.models.diffusion.samplers import SAMPLER_NAMES  # noqa: E402
+from measure import reset_peak_rss, status_kib  # noqa: E402
 
 DEMO = ("configs/dm/phantom_demo.yaml", "configs/ae/phantom_demo.yaml")
 # mid-size: the demo architecture at twice the resolution and width (OCT 128x192, latent 4x32x48, CF 256,
@@ -72,14 +73,6 @@ def random_init_model_config(dm_yaml: Path, ae_yaml: Path | None, overrides: lis
     return model
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def timed_sample(model, cf: torch.Tensor, steps: int, guidance: float, sampler: str) -> tuple[float, float, float]:
     """(seconds, peak MiB, peak growth MiB) of one `model.sample` call on the batch `cf`."""
     generators = [torch.Generator(device=cf.device).manual_seed(i) for i in range(cf.shape[0])]
@@ -89,16 +82,14 @@ def timed_sample(model, cf: torch.Tensor, steps: int, guidance: float, sampler: 
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")  # VmHWM := current RSS
-        base = _status_kib("VmRSS") * 1024
+        base = reset_peak_rss() * 1024
     start = time.perf_counter()
     model.sample(cf, steps=steps, eta=0.0, guidance_scale=guidance, generator=generators, sampler=sampler)
     if cuda:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated()
     else:
-        peak = _status_kib("VmHWM") * 1024
+        peak = status_kib("VmHWM") * 1024
     return time.perf_counter() - start, peak / 2**20, (peak - base) / 2**20
 
 

@@ -3,8 +3,9 @@ optionally, one projected pooled vector [B, G] of the whole photograph."""
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import open_clip
 import torch
@@ -14,6 +15,8 @@ from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
 from safetensors.torch import load_file as load_safetensors
 from torch import nn
+
+from ldm.modules.checkpointing import checkpointed
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,41 @@ def load_tower_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
+@contextmanager
+def frozen_running_stats(module: nn.Module) -> Iterator[None]:
+    """BatchNorm layers of ``module`` run exactly as before (same arguments, so the same tensors saved for
+    backward) but update throw-away copies of their running statistics and batch counters."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    kept = [{name: getattr(norm, name) for name in names} for norm in norms]
+    for norm, buffers in zip(norms, kept):
+        for name, value in buffers.items():
+            setattr(norm, name, value.clone())
+    try:
+        yield
+    finally:
+        for norm, buffers in zip(norms, kept):
+            for name, value in buffers.items():
+                setattr(norm, name, value)
+
+
+def checkpointed_bn(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, owner: nn.Module,
+                    enabled: bool) -> torch.Tensor:
+    """``checkpointed(fn, x)`` for a part with BatchNorm layers (in ``owner``): the recomputation in the
+    backward pass does not update the running statistics a second time."""
+    calls = 0
+
+    def run(inp: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return fn(inp)
+        with frozen_running_stats(owner):
+            return fn(inp)
+
+    return checkpointed(run, x, enabled=enabled)
+
+
 class CFEncoder(nn.Module):
     """Encode a CF image in [-1, 1] into `context_dim` tokens for cross-attention.
 
@@ -83,14 +121,20 @@ class CFEncoder(nn.Module):
     With `pooled_dim`, `encode` also returns the tower's pooled vector (a ViT's class token, a ResNet's
     mean feature) projected to `pooled_dim`: the whole-image summary that the UNet adds to its time
     embedding. `trainable=False` freezes the tower (no grads, kept in eval mode); projections always train.
+    `use_checkpoint` recomputes the tower's activations in the backward pass instead of keeping them
+    (open_clip's per-block checkpointing of a ViT; the stem and each bottleneck of a ResNet).
     """
 
     def __init__(self, context_dim: int, model_name: str | None = None, vision_cfg: Mapping[str, Any] | None = None,
-                 pretrained: str | None = None, trainable: bool = True, pooled_dim: int | None = None):
+                 pretrained: str | None = None, trainable: bool = True, pooled_dim: int | None = None,
+                 use_checkpoint: bool = False):
         super().__init__()
         cfg = resolve_vision_cfg(model_name, vision_cfg)
         self.tower = build_vision_tower(cfg)
         self.is_resnet = isinstance(self.tower, ModifiedResNet)
+        self.use_checkpoint = bool(use_checkpoint)
+        if not self.is_resnet:
+            self.tower.set_grad_checkpointing(self.use_checkpoint)
         # parts producing only the pooled vector are dropped (unused parameters break DDP and EMA)
         if self.is_resnet:
             self.tower.attnpool = None
@@ -150,7 +194,10 @@ class CFEncoder(nn.Module):
         """Unprojected pooled vector [B, feature_dim] and tokens [B, N, feature_dim] of a preprocessed image."""
         if self.is_resnet:
             t = self.tower
-            tokens = t.layer4(t.layer3(t.layer2(t.layer1(t.stem(x))))).flatten(2).transpose(1, 2)
+            h = checkpointed_bn(t.stem, x, t, self.use_checkpoint)
+            for block in (*t.layer1, *t.layer2, *t.layer3, *t.layer4):
+                h = checkpointed_bn(block, h, block, self.use_checkpoint)
+            tokens = h.flatten(2).transpose(1, 2)
             return tokens.mean(dim=1), tokens
         return self.tower(x)
 

@@ -86,3 +86,29 @@ def test_spatial_transformer_projection_dims_and_zero_init(use_linear):
     torch.nn.init.normal_(st.proj_out.weight)
     out = st(x, ctx)
     assert out.shape == x.shape and not torch.allclose(out, x)
+
+
+@pytest.mark.parametrize("use_linear", [False, True])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_spatial_transformer_matches_the_plain_formulation_and_keeps_the_input_layout(use_linear, memory_format):
+    """Same values as norm -> proj_in -> blocks -> proj_out -> + x written with explicit copies, and the
+    output in the input's memory format (a contiguous UNet must not switch to channels_last)."""
+    torch.manual_seed(5)
+    st = SpatialTransformer(32, heads=2, dim_head=16, depth=1, context_dim=8, use_linear=use_linear).eval()
+    torch.nn.init.normal_(st.proj_out.weight, std=0.2)
+    x = torch.randn(2, 32, 5, 7).contiguous(memory_format=memory_format)
+    ctx = torch.randn(2, 4, 8)
+    b, c, height, width = x.shape
+    h = st.norm(x)
+    if use_linear:
+        tokens = st.proj_in(h.permute(0, 2, 3, 1).reshape(b, height * width, c).contiguous())
+    else:
+        tokens = st.proj_in(h).permute(0, 2, 3, 1).reshape(b, height * width, -1).contiguous()
+    tokens = st.transformer_blocks[0](tokens, ctx)
+    if use_linear:
+        h = st.proj_out(tokens).reshape(b, height, width, c).permute(0, 3, 1, 2).contiguous()
+    else:
+        h = st.proj_out(tokens.reshape(b, height, width, -1).permute(0, 3, 1, 2).contiguous())
+    out = st(x, ctx)
+    torch.testing.assert_close(out, x + h, rtol=1e-5, atol=1e-6)
+    assert out.is_contiguous(memory_format=memory_format)

@@ -97,3 +97,17 @@ def test_init_from_unet_copies_the_encoder_weights():
     control.init_from_unet(unet)
     for (name, a), (_, b) in zip(unet.encoder.state_dict().items(), control.encoder.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_unit_control_scale_returns_the_zero_conv_output_itself():
+    """Scale 1 skips the multiplication: exactly the zero conv's output, for every control."""
+    torch.manual_seed(0)
+    control = ControlNet(UNET, hint_stages=2)
+    _randomise(control.zero_convs)
+    x, t, context, cf = _inputs()
+    hint = control.encode_hint(cf, x.shape[-2:])
+    with torch.no_grad():
+        feats = control.encoder(x, t, context, hint=hint)
+        out = control(x, t, context, hint)
+    for conv, feat, result in zip(control.zero_convs, feats, out):
+        assert torch.equal(result, conv(feat))

@@ -36,7 +36,7 @@ EXPORT_WEIGHTS = "autoencoder.safetensors"
 EXPORT_CONFIG = "autoencoder.yaml"
 DATA_RANGE = 2.0  # images live in [-1, 1]
 ARCHITECTURE_KEYS = ("ch", "ch_mult", "num_res_blocks", "in_channels", "out_ch", "z_channels", "dropout",
-                     "norm_groups")
+                     "norm_groups", "use_checkpoint")
 
 
 class AutoencoderKL(StepRandomness, pl.LightningModule):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+
+from ldm.modules.checkpointing import checkpointed
 
 
 def zero_module(module: nn.Module) -> nn.Module:
@@ -143,9 +144,7 @@ class OCTTransformerBlock(nn.Module):
         return self.ff(self.norm3(x)) + x
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if self.use_checkpoint and torch.is_grad_enabled():
-            return checkpoint(self._forward, x, context, use_reentrant=False)
-        return self._forward(x, context)
+        return checkpointed(self._forward, x, context, enabled=self.use_checkpoint)
 
 
 class SpatialTransformer(nn.Module):
@@ -182,6 +181,11 @@ class SpatialTransformer(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, C, H, W] -> [B, C, H, W] in the memory format of ``x``.
+
+        The token view [B, H*W, C] and back are free for a channels_last ``x``; for a contiguous one the
+        projection into tokens copies once and the way back is a strided view read by the residual add.
+        """
         b, _, height, width = x.shape
         h = self.norm(x)
         if not self.use_linear:
@@ -193,7 +197,9 @@ class SpatialTransformer(nn.Module):
             h = block(h, context=context)
         if self.use_linear:
             h = self.proj_out(h)
-        h = h.transpose(1, 2).reshape(b, -1, height, width)
+        h = h.transpose(1, 2).reshape(b, -1, height, width)  # a channels_last view of the tokens
         if not self.use_linear:
             h = self.proj_out(h)
-        return h + x
+        # x first: the sum takes x's memory format, so a contiguous UNet never switches to channels_last
+        # (which would make every following convolution reorder its weights)
+        return x + h

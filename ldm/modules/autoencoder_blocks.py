@@ -2,6 +2,8 @@
 
 The encoder maps [B, in_channels, H, W] to [B, 2*z_channels, H/f, W/f] (mean and log-variance);
 the decoder maps [B, z_channels, H/f, W/f] back to [B, out_ch, H, W], with f = 2**(len(ch_mult)-1).
+With ``use_checkpoint`` both keep only the inputs of their ResNet blocks, mid block, upsampling steps and
+output head while training, and recompute the rest in the backward pass (same values, less memory).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ldm.modules.attention import group_norm, zero_module
+from ldm.modules.checkpointing import checkpointed
 
 
 def conv2d(in_channels: int, out_channels: int, kernel_size: int, **kwargs) -> nn.Conv2d:
@@ -107,9 +110,11 @@ class Encoder(nn.Module):
     """Image [B, in_channels, H, W] -> moments [B, 2*z_channels, H/f, W/f]."""
 
     def __init__(self, *, ch: int = 128, ch_mult: Sequence[int] = (1, 2, 4, 4), num_res_blocks: int = 2,
-                 in_channels: int = 6, z_channels: int = 4, dropout: float = 0.0, norm_groups: int = 32):
+                 in_channels: int = 6, z_channels: int = 4, dropout: float = 0.0, norm_groups: int = 32,
+                 use_checkpoint: bool = False):
         super().__init__()
         _check_architecture(ch, ch_mult, num_res_blocks)
+        self.use_checkpoint = use_checkpoint
         self.conv_in = conv2d(in_channels, ch, 3, padding=1)
         self.down = nn.ModuleList()
         block_in = ch
@@ -129,9 +134,9 @@ class Encoder(nn.Module):
         h = self.conv_in(x)
         for stage in self.down:
             for block in stage.blocks:
-                h = block(h)
+                h = checkpointed(block, h, enabled=self.use_checkpoint)
             h = stage.downsample(h)
-        h = self.mid(h)
+        h = checkpointed(self.mid, h, enabled=self.use_checkpoint)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
@@ -139,9 +144,11 @@ class Decoder(nn.Module):
     """Latent [B, z_channels, h, w] -> image [B, out_ch, h*f, w*f]."""
 
     def __init__(self, *, ch: int = 128, ch_mult: Sequence[int] = (1, 2, 4, 4), num_res_blocks: int = 2,
-                 out_ch: int = 6, z_channels: int = 4, dropout: float = 0.0, norm_groups: int = 32):
+                 out_ch: int = 6, z_channels: int = 4, dropout: float = 0.0, norm_groups: int = 32,
+                 use_checkpoint: bool = False):
         super().__init__()
         _check_architecture(ch, ch_mult, num_res_blocks)
+        self.use_checkpoint = use_checkpoint
         block_in = ch * ch_mult[-1]
         self.conv_in = conv2d(z_channels, block_in, 3, padding=1)
         self.mid = MidBlock(block_in, dropout, norm_groups)
@@ -162,10 +169,14 @@ class Decoder(nn.Module):
         """Weight of the final conv (used by the adaptive GAN weight)."""
         return self.conv_out.weight
 
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.conv_out(F.silu(self.norm_out(h)))
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.mid(self.conv_in(z))
+        h = checkpointed(self.mid, self.conv_in(z), enabled=self.use_checkpoint)
         for stage in self.up:
             for block in stage.blocks:
-                h = block(h)
-            h = stage.upsample(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+                h = checkpointed(block, h, enabled=self.use_checkpoint)
+            h = checkpointed(stage.upsample, h, enabled=self.use_checkpoint)
+        # at full resolution the head's three saved tensors are the largest activations of the model
+        return checkpointed(self._head, h, enabled=self.use_checkpoint)

@@ -11,9 +11,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from ldm.modules.attention import SpatialTransformer, group_norm, zero_module
+from ldm.modules.checkpointing import checkpointed
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -76,9 +76,7 @@ class ResBlock(nn.Module):
         return self.skip_connection(x) + h
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        if self.use_checkpoint and torch.is_grad_enabled():
-            return checkpoint(self._forward, x, emb, use_reentrant=False)
-        return self._forward(x, emb)
+        return checkpointed(self._forward, x, emb, enabled=self.use_checkpoint)
 
 
 class Downsample(nn.Module):
