@@ -73,7 +73,8 @@ def run_case(case: dict) -> dict:
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=case["bf16"]):
-            loss = model.diffusion_loss(batch)[0].mean()
+            out = model.training_step(batch, 0)  # older checkouts (--baseline-src) return the bare loss
+            loss = out["loss"] if isinstance(out, dict) else out
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
