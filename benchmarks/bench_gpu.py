@@ -43,7 +43,7 @@ def _peak_gib(device: torch.device) -> float:
 
 
 def build(stage: str, size: str, speed: dict, device: torch.device):
-    """(model, one training step) of `stage` with the `speed` block applied, on `device`."""
+    """(model, its optimisers, one training step) of `stage` with the `speed` block applied, on `device`."""
     from aptos_models import autoencoder_config, stage2_config
     from omegaconf import OmegaConf
 
@@ -59,7 +59,7 @@ def build(stage: str, size: str, speed: dict, device: torch.device):
     apply_to_model(model, settings)
     model = model.to(device).train()
     n = BATCH[stage]
-    h, w = model.image_size if stage == "dm" else tuple(cfg.data.params.dataset_defaults.oct_size)
+    h, w = stage2_config(size).model.params.image_size  # both stages train on the same data's B-scans
     batch = {"oct": torch.rand(n, 6, h, w, device=device) * 2 - 1}
     if stage == "dm":
         cf = int(cfg.model.params.cf_size)
@@ -85,12 +85,12 @@ def build(stage: str, size: str, speed: dict, device: torch.device):
         if stage == "dm":
             model.ema.update()
 
-    return model, step
+    return model, optimizers, step
 
 
 def run_training_case(stage: str, size: str, speed: dict, steps: int, device: str, queue) -> None:
     device = torch.device(device)
-    model, step = build(stage, size, speed, device)
+    _, _, step = build(stage, size, speed, device)
     for _ in range(3):
         step()
     _synchronize(device)
