@@ -164,7 +164,8 @@ def main() -> None:
             print(f"{case:22} {rate:9.2f} {peak:8.2f} {rate / baseline[0]:8.2f} {peak / baseline[1]:6.2f}",
                   flush=True)
     if "infer" in args.stages:
-        print(f"\ninference, 8 volumes, 25 DPM-Solver++(2M) steps, guidance 2\n{'precision':10} {'s/volume':>8} {'peak GiB':>8}")
+        print("\ninference, 8 volumes, 25 DPM-Solver++(2M) steps, guidance 2")
+        print(f"{'precision':10} {'s/volume':>8} {'peak GiB':>8}")
         for precision in ("fp32", "bf16", "fp16"):
             seconds, peak = in_fresh_process(run_inference_case, args.size, precision, 25, args.device)
             print(f"{precision:10} {seconds:8.3f} {peak:8.2f}", flush=True)
