@@ -18,8 +18,6 @@ from cldm.cf_encoder import CFEncoder
 from cldm.conditioning import drop_conditions
 from cldm.controlnet import ControlNet, num_downsampling_stages
 from cldm.timestep_losses import TimestepLossBuckets
-from eyeoct.config import instantiate_from_config, load_config, require
-from eyeoct.data.cases import NUM_SLICES
 from ldm.models.autoencoder import AutoencoderKL, autoencoder_spec, load_exported_autoencoder
 from ldm.models.diffusion.samplers import DEFAULT_SAMPLER, make_sampler
 from ldm.models.diffusion.schedule import NoiseSchedule, check_parameterization
@@ -28,6 +26,7 @@ from ldm.modules.unet import UNetModel
 from ldm.optim import build_adamw, warmup_decay
 from ldm.randomness import StepRandomness
 from ldm.sd_init import init_unet_from_sd
+from ldm.util.config import instantiate_from_config, require
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +121,8 @@ class ControlLDM(StepRandomness, pl.LightningModule):
 
     # ----------------------------------------------------------------------------------------- build
     def _measure_latent_shape(self) -> tuple[int, int, int]:
-        """Latent [C, h, w] of one OCT volume, measured with the first stage (no assumed factor)."""
-        probe = torch.zeros(1, NUM_SLICES, *self.image_size)
+        """Latent [C, h, w] of one OCT volume, measured with the first stage (no assumed factor or slice count)."""
+        probe = torch.zeros(1, self.first_stage.in_channels, *self.image_size)
         with torch.no_grad():
             z = self.first_stage.encode(probe).mode()
         return tuple(z.shape[1:])
@@ -329,13 +328,14 @@ class ControlLDM(StepRandomness, pl.LightningModule):
 
     @classmethod
     def load_for_inference(cls, ckpt_path: str | Path, config: DictConfig | str | Path) -> "ControlLDM":
-        """Build the model from a run config (or its YAML path) and load a checkpoint (weights_only).
+        """Build the model from a run config (or the path of the single YAML file a run saves) and load a
+        checkpoint (weights_only).
 
         When the config's stage-1 export folder is gone (a run copied elsewhere), the autoencoder is
         rebuilt from the config the checkpoint keeps (see `on_save_checkpoint`); its weights are in the
         checkpoint anyway.
         """
-        cfg = copy.deepcopy(config) if isinstance(config, DictConfig) else load_config([config])
+        cfg = copy.deepcopy(config) if isinstance(config, DictConfig) else OmegaConf.load(config)
         ckpt_path = Path(ckpt_path)
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"stage-2 checkpoint not found: {ckpt_path}")

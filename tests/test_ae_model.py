@@ -99,7 +99,9 @@ def test_generator_loss_leaves_discriminator_without_gradient():
 def test_perceptual_term_without_weights_names_the_file(tmp_path):
     missing = tmp_path / "vgg16-397923af.pth"
     with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
-        AutoencoderLoss(perceptual_weight=0.1, lpips_backbone=str(missing), lpips_linear=str(tmp_path / "vgg.pth"))
+        AutoencoderLoss(perceptual_weight=0.1, perceptual={
+            "target": "eyeoct.metrics.lpips.LPIPS",
+            "params": {"backbone_weights": str(missing), "linear_weights": str(tmp_path / "vgg.pth"), "net": "vgg"}})
 
 
 def _conv(k, cin, cout):

@@ -22,8 +22,8 @@ import yaml
 from pytorch_lightning.strategies import FSDPStrategy
 from safetensors.torch import load_file, save_file
 
-from eyeoct.config import instantiate_from_config
-from eyeoct.metrics import psnr_per_volume, ssim_per_image
+from ldm.util.config import instantiate_from_config
+from ldm.metrics import psnr_per_volume, ssim_per_image
 from ldm.modules.autoencoder_blocks import Decoder, Encoder, conv2d
 from ldm.modules.distributions import DiagonalGaussianDistribution
 from ldm.optim import build_adamw, warmup_decay
@@ -72,7 +72,7 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
         self.automatic_optimization = False
         self.ddconfig = dict(ddconfig)
         shared = {k: v for k, v in self.ddconfig.items() if k not in ("in_channels", "out_ch")}
-        self.encoder = Encoder(in_channels=self.ddconfig.get("in_channels", 6), **shared)
+        self.encoder = Encoder(in_channels=self.in_channels, **shared)
         self.decoder = Decoder(out_ch=self.ddconfig.get("out_ch", 6), **shared)
         z_channels = self.ddconfig.get("z_channels", 4)
         self.quant_conv = conv2d(2 * z_channels, 2 * z_channels, 1)
@@ -87,6 +87,11 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
     def compile_targets(self) -> dict[str, torch.nn.Module]:
         """The parts `speed.compile` may compile (by name)."""
         return {"encoder": self.encoder, "decoder": self.decoder}
+
+    @property
+    def in_channels(self) -> int:
+        """Channels C of the images [B, C, H, W] this autoencoder encodes."""
+        return self.ddconfig.get("in_channels", 6)
 
     @property
     def downsampling_factor(self) -> int:
@@ -113,7 +118,7 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
         if not isinstance(x, torch.Tensor):
             keys = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
             raise KeyError(f"batch has no tensor under '{self.input_key}' (got {keys}); set model.params.input_key")
-        expected = self.ddconfig.get("in_channels", 6)
+        expected = self.in_channels
         if x.dim() != 4 or x.shape[1] != expected:
             raise ValueError(f"'{self.input_key}' must be [B, {expected}, H, W], got {tuple(x.shape)}")
         return x
