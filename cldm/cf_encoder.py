@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
-from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
 from ldm.modules.checkpointing import checkpointed
+from ldm.util.checkpoints import read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -56,22 +56,8 @@ def build_vision_tower(cfg: Mapping[str, Any]) -> nn.Module:
 
 def load_tower_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read visual-tower weights from a local safetensors/torch file (full CLIP or visual-only keys)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"CF encoder pretrained weights not found: {path}. Expected a local open_clip checkpoint "
-            f"(e.g. open_clip_model.safetensors of the chosen architecture, downloaded beforehand); "
-            f"nothing is downloaded at run time.")
-    if path.suffix == ".safetensors":
-        state = load_safetensors(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # TorchScript archives and pickled objects are refused on purpose
-            raise ValueError(f"Cannot read {path} as a plain state dict with weights_only=True "
-                             f"(convert it to safetensors): {err}") from err
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+    state = read_state_dict(path, "CF encoder tower weights: a local open_clip checkpoint (e.g. "
+                                  "open_clip_model.safetensors of the chosen architecture, downloaded beforehand)")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     if any(k.startswith("visual.") for k in state):
         state = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")}
