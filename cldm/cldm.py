@@ -18,7 +18,8 @@ from cldm.cf_encoder import CFEncoder
 from cldm.conditioning import drop_conditions
 from cldm.controlnet import ControlNet, num_downsampling_stages
 from cldm.timestep_losses import TimestepLossBuckets
-from ldm.models.autoencoder import AutoencoderKL, autoencoder_spec, load_exported_autoencoder
+from ldm.models.autoencoder import AutoencoderKL
+from ldm.models.autoencoder_export import autoencoder_spec, load_exported_autoencoder
 from ldm.models.diffusion.samplers import DEFAULT_SAMPLER, make_sampler
 from ldm.models.diffusion.schedule import NoiseSchedule, check_parameterization
 from ldm.modules.ema import EMA

@@ -4,8 +4,8 @@ import torch
 import yaml
 
 from eyeoct.ae_export import measure_and_export
-from ldm.models.autoencoder import AutoencoderKL, load_exported_autoencoder
-
+from ldm.models.autoencoder import AutoencoderKL
+from ldm.models.autoencoder_export import load_exported_autoencoder
 
 
 def small_model() -> AutoencoderKL:
