@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator, Mapping
 import open_clip
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
@@ -183,7 +184,7 @@ class CFEncoder(nn.Module):
             h = checkpointed_bn(t.stem, x, t, self.use_checkpoint)
             for block in (*t.layer1, *t.layer2, *t.layer3, *t.layer4):
                 h = checkpointed_bn(block, h, block, self.use_checkpoint)
-            tokens = h.flatten(2).transpose(1, 2)
+            tokens = rearrange(h, "b c h w -> b (h w) c")
             return tokens.mean(dim=1), tokens
         return self.tower(x)
 
