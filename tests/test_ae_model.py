@@ -14,7 +14,7 @@ from ldm.modules.losses import AutoencoderLoss
 
 def tiny_ae(in_channels: int, ch_mult, **kwargs) -> AutoencoderKL:
     ddconfig = dict(ch=8, ch_mult=ch_mult, num_res_blocks=1, in_channels=in_channels, out_ch=in_channels,
-                    z_channels=4, norm_groups=4)
+                    z_channels=4, num_groups=4)
     return AutoencoderKL(ddconfig=ddconfig, **kwargs)
 
 
@@ -79,7 +79,7 @@ def test_adaptive_weight_is_ratio_of_gradient_norms():
 def test_generator_loss_leaves_discriminator_without_gradient():
     torch.manual_seed(0)
     model = tiny_ae(6, [1, 2], lossconfig={"target": "ldm.modules.losses.AutoencoderLoss", "params": {
-        "discriminator": {"start_step": 0, "channels": 8, "num_layers": 2, "norm_groups": 4}}})
+        "discriminator": {"start_step": 0, "channels": 8, "num_layers": 2, "num_groups": 4}}})
     x = torch.rand(2, 6, 16, 16) * 2 - 1
     recon, posterior = model(x)
     loss, logs = model.loss.generator_loss(x, recon, posterior, 0, model.decoder.last_layer)

@@ -19,29 +19,28 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.strategies import FSDPStrategy
 
-from ldm.util.config import instantiate_from_config
 from ldm.metrics import psnr_per_volume, ssim_per_image
-from ldm.modules.autoencoder_blocks import Decoder, Encoder, conv2d
+from ldm.modules.autoencoder_blocks import AutoencoderConfig, Decoder, Encoder, conv2d
 from ldm.modules.distributions import DiagonalGaussianDistribution
 from ldm.optim import build_adamw, warmup_decay
 from ldm.randomness import StepRandomness
+from ldm.util.config import instantiate_from_config, to_container, validated
 
 logger = logging.getLogger(__name__)
 
 DATA_RANGE = 2.0  # images live in [-1, 1]
-ARCHITECTURE_KEYS = ("ch", "ch_mult", "num_res_blocks", "in_channels", "out_ch", "z_channels", "dropout",
-                     "norm_groups", "use_checkpoint")
 
 
 class AutoencoderKL(StepRandomness, pl.LightningModule):
     """Encoder -> diagonal Gaussian posterior over z [B, z_channels, H/f, W/f] -> decoder.
 
     Args:
-        ddconfig: architecture (``ch``, ``ch_mult``, ``num_res_blocks``, ``in_channels``, ``out_ch``,
-            ``z_channels``, optional ``dropout``, ``norm_groups``); f = 2**(len(ch_mult)-1).
+        ddconfig: architecture, read into an `AutoencoderConfig` (``ch``, ``ch_mult``, ``num_res_blocks``,
+            ``in_channels``, ``out_ch``, ``z_channels``, ``dropout``, ``num_groups``, ``use_checkpoint``);
+            kept as given in ``self.ddconfig`` for exports.
         lossconfig: target/params block of the training loss (None for inference-only models).
         input_key: key of the image tensor [B, C, H, W] in [-1, 1] in a batch dict.
-        learning_rate, disc_learning_rate, betas, weight_decay: AdamW settings (the discriminator's
+        learning_rate, disc_learning_rate, adam_betas, weight_decay: AdamW settings (the discriminator's
             learning rate defaults to the autoencoder's); optimizer: ``{fused: auto|true|false}``
             (see ``ldm.optim.build_adamw``).
         warmup_steps, lr_decay ("constant" | "cosine"), min_lr_ratio: schedule over each optimiser's own
@@ -53,27 +52,24 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
 
     def __init__(self, *, ddconfig: Mapping[str, Any], lossconfig: Mapping[str, Any] | None = None,
                  input_key: str = "oct", learning_rate: float = 1e-4, disc_learning_rate: float | None = None,
-                 betas: tuple[float, float] = (0.5, 0.9), weight_decay: float = 0.0, warmup_steps: int = 0,
+                 adam_betas: tuple[float, float] = (0.5, 0.9), weight_decay: float = 0.0, warmup_steps: int = 0,
                  lr_decay: str = "constant", min_lr_ratio: float = 0.0, gradient_clip_val: float = 0.0,
                  accumulate_grad_batches: int = 1, optimizer: Mapping[str, Any] | None = None):
         super().__init__()
-        unknown = set(ddconfig) - set(ARCHITECTURE_KEYS)
-        if unknown:
-            raise ValueError(f"ddconfig has unknown keys {sorted(unknown)}; allowed: {list(ARCHITECTURE_KEYS)}")
+        self.config = validated(AutoencoderConfig, ddconfig, "ddconfig")
         if accumulate_grad_batches < 1:
             raise ValueError(f"accumulate_grad_batches must be >= 1, got {accumulate_grad_batches}")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.ddconfig = dict(ddconfig)
-        shared = {k: v for k, v in self.ddconfig.items() if k not in ("in_channels", "out_ch")}
-        self.encoder = Encoder(in_channels=self.in_channels, **shared)
-        self.decoder = Decoder(out_ch=self.ddconfig.get("out_ch", 6), **shared)
-        z_channels = self.ddconfig.get("z_channels", 4)
+        self.ddconfig = dict(to_container(ddconfig))
+        self.encoder = Encoder(self.config)
+        self.decoder = Decoder(self.config)
+        z_channels = self.config.z_channels
         self.quant_conv = conv2d(2 * z_channels, 2 * z_channels, 1)
         self.post_quant_conv = conv2d(z_channels, z_channels, 1)
         self.loss = None
         if lossconfig is not None:
-            self.loss = instantiate_from_config(lossconfig, image_channels=self.ddconfig.get("out_ch", 6))
+            self.loss = instantiate_from_config(lossconfig, image_channels=self.config.out_ch)
         self.input_key = input_key
 
     default_compile_targets = ("encoder", "decoder")
@@ -85,12 +81,12 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
     @property
     def in_channels(self) -> int:
         """Channels C of the images [B, C, H, W] this autoencoder encodes."""
-        return self.ddconfig.get("in_channels", 6)
+        return self.config.in_channels
 
     @property
     def downsampling_factor(self) -> int:
         """Spatial factor f between image and latent."""
-        return 2 ** (len(self.ddconfig.get("ch_mult", (1, 2, 4, 4))) - 1)
+        return self.config.downsampling_factor
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussianDistribution:
         """Posterior q(z | x) for images x [B, in_channels, H, W]."""
@@ -191,10 +187,10 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
         hp = self.hparams
         loss_fn = self._require_loss()
         ae_params = [p for name, p in self.named_parameters() if not name.startswith("loss.")]
-        optimizers = [build_adamw(ae_params, hp.learning_rate, hp.betas, hp.weight_decay, hp.optimizer)]
+        optimizers = [build_adamw(ae_params, hp.learning_rate, hp.adam_betas, hp.weight_decay, hp.optimizer)]
         if loss_fn.discriminator is not None:
             optimizers.append(build_adamw(loss_fn.discriminator.parameters(), hp.disc_learning_rate or hp.learning_rate,
-                                          hp.betas, hp.weight_decay, hp.optimizer))
+                                          hp.adam_betas, hp.weight_decay, hp.optimizer))
         total = self._trainer.max_steps if self._trainer is not None and self._trainer.max_steps > 0 else 0
         factor = warmup_decay(hp.warmup_steps, total, hp.lr_decay, hp.min_lr_ratio)
         names = ["lr/autoencoder", "lr/discriminator"]
