@@ -26,7 +26,7 @@ DEMO_CONFIG = REPO / "configs/ae/phantom_demo.yaml"
 SIZES = {
     "demo": ([], 8, 64, 96),
     "mid": (["model.params.ddconfig.ch=64", "model.params.ddconfig.ch_mult=[1,2,4,4]",
-             "model.params.ddconfig.norm_groups=32"], 4, 128, 128),
+             "model.params.ddconfig.num_groups=32"], 4, 128, 128),
 }
 
 

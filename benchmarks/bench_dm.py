@@ -39,7 +39,7 @@ from measure import (CLOCK_HELP, count_flops, cpu_has_native_bf16, machine_line,
 RANDOM_FIRST_STAGE = [
     "model.params.first_stage=null", "model.params.scale_factor=1.0",
     "model.params.first_stage_config={target: ldm.models.autoencoder.AutoencoderKL, params: {ddconfig: "
-    "{ch: 32, ch_mult: [1, 2, 4], num_res_blocks: 1, z_channels: 4, norm_groups: 16}}}",
+    "{ch: 32, ch_mult: [1, 2, 4], num_res_blocks: 1, z_channels: 4, num_groups: 16}}}",
 ]
 SIZES = {
     "demo": [],

@@ -22,7 +22,7 @@ from eyeoct.ae_images import slice_grid  # noqa: E402
 from eyeoct.config import instantiate_from_config, load_config, require  # noqa: E402
 from eyeoct.metrics import psnr_per_volume, ssim_per_image  # noqa: E402
 from eyeoct.runs import CONFIG_NAME  # noqa: E402
-from ldm.models.autoencoder import load_exported_autoencoder  # noqa: E402
+from ldm.models.autoencoder_export import load_exported_autoencoder  # noqa: E402
 
 HEADER = 28
 

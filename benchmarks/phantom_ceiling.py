@@ -19,8 +19,8 @@ import numpy as np
 
 from eyeoct.baselines.ceiling import ceiling_volumes
 from eyeoct.data.phantom import PhantomConfig, render_case
-from eyeoct.metrics.psnr import psnr_per_volume
-from eyeoct.metrics.ssim import ssim_per_image
+from ldm.metrics.psnr import psnr_per_volume
+from ldm.metrics.ssim import ssim_per_image
 
 DEMO_PHANTOM = PhantomConfig(cf_size=128, oct_height=64, oct_width=96)  # configs/data/phantom_demo.yaml
 TRAIN, HELDOUT = range(0, 256), range(20000, 20032)

@@ -4,30 +4,57 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import open_clip
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
-from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
 from ldm.modules.checkpointing import checkpointed
+from ldm.util.checkpoints import read_state_dict
+from ldm.util.config import validated
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_vision_cfg(model_name: str | None, vision_cfg: Mapping[str, Any] | None) -> dict:
-    """Return the vision config of a built-in open_clip model name or the explicit `vision_cfg`."""
+@dataclass(frozen=True)
+class VisionTowerConfig:
+    """Validated open_clip visual tower: a ViT (int ``layers``, ``patch_size`` needed) or a ModifiedResNet
+    (a list of four block counts as ``layers``); ``width`` is the ViT width or the ResNet stem width,
+    ``head_width`` the attention head width, ``mlp_ratio`` the ViT's MLP expansion."""
+
+    image_size: int = 224
+    layers: int | tuple[int, ...] = 12
+    width: int = 768
+    head_width: int = 64
+    patch_size: int | None = None
+    mlp_ratio: float = 4.0
+
+    def __post_init__(self):
+        if isinstance(self.layers, (list, tuple)):
+            object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
+        elif self.patch_size is None:
+            raise ValueError(f"vision_cfg of a ViT tower (layers={self.layers}) needs patch_size")
+
+    @property
+    def is_resnet(self) -> bool:
+        return isinstance(self.layers, tuple)
+
+
+def resolve_vision_cfg(model_name: str | None, vision_cfg: Mapping[str, Any] | None) -> VisionTowerConfig:
+    """The tower config of a built-in open_clip model name or of the explicit `vision_cfg` block."""
     if (model_name is None) == (vision_cfg is None):
         raise ValueError(f"CFEncoder needs exactly one of model_name or vision_cfg, got model_name={model_name!r}, "
                          f"vision_cfg={vision_cfg!r}")
     if vision_cfg is not None:
-        return dict(vision_cfg)
+        return validated(VisionTowerConfig, vision_cfg, "vision_cfg")
     if ":" in model_name:  # 'hf-hub:' / 'local-dir:' schemas may download or read foreign configs
         raise ValueError(f"CFEncoder model_name {model_name!r}: only built-in open_clip names are allowed "
                          f"(e.g. 'RN50', 'ViT-B-16'); give local weights with `pretrained: /path`")
@@ -35,43 +62,25 @@ def resolve_vision_cfg(model_name: str | None, vision_cfg: Mapping[str, Any] | N
     if model_cfg is None:
         raise ValueError(f"CFEncoder model_name {model_name!r} is not an open_clip model config; "
                          f"known names include {open_clip.list_models()[:8]} ...")
-    return dict(model_cfg["vision_cfg"])
+    known = {f.name for f in fields(VisionTowerConfig)}  # open_clip's other keys do not shape these towers
+    return VisionTowerConfig(**{k: v for k, v in model_cfg["vision_cfg"].items() if k in known})
 
 
-def build_vision_tower(cfg: Mapping[str, Any]) -> nn.Module:
-    """Build a randomly initialised open_clip ViT (int `layers`) or ModifiedResNet (list `layers`)."""
-    width = int(cfg.get("width", 768))
-    head_width = int(cfg.get("head_width", 64))
-    image_size = int(cfg.get("image_size", 224))
-    layers = cfg.get("layers", 12)
-    if isinstance(layers, (list, tuple)):
+def build_vision_tower(cfg: VisionTowerConfig) -> nn.Module:
+    """Build a randomly initialised open_clip ViT or ModifiedResNet."""
+    if cfg.is_resnet:
         # output_dim only shapes the pooled head, which CFEncoder discards
-        return ModifiedResNet(layers=list(layers), output_dim=width,
-                              heads=width * 32 // head_width, image_size=image_size, width=width)
-    return VisionTransformer(image_size=image_size, patch_size=int(cfg["patch_size"]), width=width,
-                             layers=int(layers), heads=max(1, width // head_width),
-                             mlp_ratio=float(cfg.get("mlp_ratio", 4.0)), output_dim=width,
-                             output_tokens=True)
+        return ModifiedResNet(layers=list(cfg.layers), output_dim=cfg.width,
+                              heads=cfg.width * 32 // cfg.head_width, image_size=cfg.image_size, width=cfg.width)
+    return VisionTransformer(image_size=cfg.image_size, patch_size=cfg.patch_size, width=cfg.width,
+                             layers=cfg.layers, heads=max(1, cfg.width // cfg.head_width),
+                             mlp_ratio=float(cfg.mlp_ratio), output_dim=cfg.width, output_tokens=True)
 
 
 def load_tower_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read visual-tower weights from a local safetensors/torch file (full CLIP or visual-only keys)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"CF encoder pretrained weights not found: {path}. Expected a local open_clip checkpoint "
-            f"(e.g. open_clip_model.safetensors of the chosen architecture, downloaded beforehand); "
-            f"nothing is downloaded at run time.")
-    if path.suffix == ".safetensors":
-        state = load_safetensors(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # TorchScript archives and pickled objects are refused on purpose
-            raise ValueError(f"Cannot read {path} as a plain state dict with weights_only=True "
-                             f"(convert it to safetensors): {err}") from err
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+    state = read_state_dict(path, "CF encoder tower weights: a local open_clip checkpoint (e.g. "
+                                  "open_clip_model.safetensors of the chosen architecture, downloaded beforehand)")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     if any(k.startswith("visual.") for k in state):
         state = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")}
@@ -138,8 +147,8 @@ class CFEncoder(nn.Module):
         # parts producing only the pooled vector are dropped (unused parameters break DDP and EMA)
         if self.is_resnet:
             self.tower.attnpool = None
-            feature_dim = int(cfg.get("width", 64)) * 32
-            grid = int(cfg.get("image_size", 224)) // 32
+            feature_dim = cfg.width * 32
+            grid = cfg.image_size // 32
             self.num_tokens = grid * grid
         else:
             self.tower.proj = None
@@ -147,7 +156,7 @@ class CFEncoder(nn.Module):
             self.num_tokens = self.tower.grid_size[0] * self.tower.grid_size[1]
         if pretrained:
             self.load_tower_weights(pretrained, cfg)
-        self.image_size = int(cfg.get("image_size", 224))
+        self.image_size = cfg.image_size
         self.context_dim = context_dim
         self.trainable = trainable
         self.token_norm = nn.LayerNorm(feature_dim) if self.is_resnet else nn.Identity()
@@ -160,7 +169,7 @@ class CFEncoder(nn.Module):
         if not trainable:
             self.tower.eval()
 
-    def load_tower_weights(self, path: str | Path, cfg: Mapping[str, Any]) -> None:
+    def load_tower_weights(self, path: str | Path, cfg: VisionTowerConfig) -> None:
         """Load the tower from a local file, ignoring the dropped pooling/projection weights."""
         state = {k: v for k, v in load_tower_state_dict(path).items()
                  if k != "proj" and not k.startswith("attnpool.")}
@@ -197,7 +206,7 @@ class CFEncoder(nn.Module):
             h = checkpointed_bn(t.stem, x, t, self.use_checkpoint)
             for block in (*t.layer1, *t.layer2, *t.layer3, *t.layer4):
                 h = checkpointed_bn(block, h, block, self.use_checkpoint)
-            tokens = h.flatten(2).transpose(1, 2)
+            tokens = rearrange(h, "b c h w -> b (h w) c")
             return tokens.mean(dim=1), tokens
         return self.tower(x)
 

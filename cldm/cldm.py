@@ -16,11 +16,10 @@ from torch import nn
 
 from cldm.cf_encoder import CFEncoder
 from cldm.conditioning import drop_conditions
-from cldm.controlnet import ControlNet, num_downsampling_stages
+from cldm.controlnet import ControlNet, ControlNetConfig, num_downsampling_stages
 from cldm.timestep_losses import TimestepLossBuckets
-from eyeoct.config import instantiate_from_config, load_config, require
-from eyeoct.data.cases import NUM_SLICES
-from ldm.models.autoencoder import AutoencoderKL, autoencoder_spec, load_exported_autoencoder
+from ldm.models.autoencoder import AutoencoderKL
+from ldm.models.autoencoder_export import autoencoder_spec, load_exported_autoencoder
 from ldm.models.diffusion.samplers import DEFAULT_SAMPLER, make_sampler
 from ldm.models.diffusion.schedule import NoiseSchedule, check_parameterization
 from ldm.modules.ema import EMA
@@ -28,26 +27,13 @@ from ldm.modules.unet import UNetModel
 from ldm.optim import build_adamw, warmup_decay
 from ldm.randomness import StepRandomness
 from ldm.sd_init import init_unet_from_sd
+from ldm.util.config import check_keys, check_params, instantiate_from_config, require, validated
 
 logger = logging.getLogger(__name__)
 
 SAMPLING_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # `sample(precision=...)`
 FIRST_STAGE_SPEC_KEY = "first_stage_spec"  # checkpoint entry: the autoencoder's config, for a moved export
-CONTROLNET_DEFAULTS = dict(enabled=False, sd_locked=False, only_mid_control=False, control_scales=1.0,
-                           hint_channels=3, hint_hidden_channels=[16, 32, 96, 256], init_from_unet=True)
-
-
-def resolve_controlnet_config(controlnet: Mapping | None) -> dict:
-    """The `controlnet:` block merged over `CONTROLNET_DEFAULTS`, with unknown keys and misuse rejected."""
-    given = dict(controlnet or {})
-    unknown = sorted(set(given) - set(CONTROLNET_DEFAULTS))
-    if unknown:
-        raise ValueError(f"model.params.controlnet has unknown keys {unknown}; allowed: {sorted(CONTROLNET_DEFAULTS)}")
-    cfg = {**CONTROLNET_DEFAULTS, **given}
-    if cfg["sd_locked"] and not cfg["enabled"]:
-        raise ValueError("controlnet.sd_locked=true freezes the UNet encoder for ControlNet training; "
-                         "it needs controlnet.enabled=true")
-    return cfg
+CF_ENCODER_KEYS = ("model_name", "vision_cfg", "pretrained", "trainable", "use_checkpoint")  # of `CFEncoder`
 
 
 def build_first_stage(first_stage: str | None, first_stage_config: Mapping | None,
@@ -98,12 +84,14 @@ class ControlLDM(StepRandomness, pl.LightningModule):
             logger.info("UNet initialised from %s: %s", unet_init, init_unet_from_sd(self.unet, unet_init).summary())
         if "pooled_dim" in cf_encoder_config:
             raise ValueError("cf_encoder_config.pooled_dim is set from unet_config.pooled_cond_dim; remove it")
+        check_keys("cf_encoder_config", cf_encoder_config, CF_ENCODER_KEYS)
         self.cf_encoder = CFEncoder(context_dim=int(unet_config["context_dim"]),
                                     pooled_dim=unet_config.get("pooled_cond_dim"), **cf_encoder_config)
         self.null_context = nn.Parameter(
             torch.randn(self.cf_encoder.num_tokens, self.cf_encoder.context_dim) * self.cf_encoder.context_dim**-0.5)
-        self.controlnet_cfg = resolve_controlnet_config(controlnet)
-        self.controlnet = self._build_controlnet(unet_config, cf_size) if self.controlnet_cfg["enabled"] else None
+        self.controlnet_cfg = validated(ControlNetConfig, controlnet, "model.params.controlnet")
+        self.controlnet = self._build_controlnet(unet_config, cf_size) if self.controlnet_cfg.enabled else None
+        check_params("model.params.schedule", NoiseSchedule, schedule or {})
         self.schedule = NoiseSchedule(**(schedule or {}))
         self.parameterization = parameterization
         self.p_uncond = float(p_uncond)
@@ -122,8 +110,8 @@ class ControlLDM(StepRandomness, pl.LightningModule):
 
     # ----------------------------------------------------------------------------------------- build
     def _measure_latent_shape(self) -> tuple[int, int, int]:
-        """Latent [C, h, w] of one OCT volume, measured with the first stage (no assumed factor)."""
-        probe = torch.zeros(1, NUM_SLICES, *self.image_size)
+        """Latent [C, h, w] of one OCT volume, measured with the first stage (no assumed factor or slice count)."""
+        probe = torch.zeros(1, self.first_stage.in_channels, *self.image_size)
         with torch.no_grad():
             z = self.first_stage.encode(probe).mode()
         return tuple(z.shape[1:])
@@ -131,12 +119,12 @@ class ControlLDM(StepRandomness, pl.LightningModule):
     def _build_controlnet(self, unet_config: dict, cf_size: int) -> ControlNet:
         cfg = self.controlnet_cfg
         stages = num_downsampling_stages(int(cf_size), max(self.latent_shape[1:]))
-        net = ControlNet(unet_config, hint_stages=stages, hint_channels=cfg["hint_channels"],
-                         hint_hidden_channels=cfg["hint_hidden_channels"], control_scales=cfg["control_scales"],
-                         only_mid_control=cfg["only_mid_control"])
-        if cfg["init_from_unet"]:
+        net = ControlNet(unet_config, hint_stages=stages, hint_channels=cfg.hint_channels,
+                         hint_hidden_channels=cfg.hint_hidden_channels, control_scales=cfg.control_scales,
+                         only_mid_control=cfg.only_mid_control)
+        if cfg.init_from_unet:
             net.init_from_unet(self.unet)
-        if cfg["sd_locked"]:
+        if cfg.sd_locked:
             self.unet.encoder.requires_grad_(False)  # frozen by requires_grad only: unlocking needs no code change
         return net
 
@@ -329,13 +317,14 @@ class ControlLDM(StepRandomness, pl.LightningModule):
 
     @classmethod
     def load_for_inference(cls, ckpt_path: str | Path, config: DictConfig | str | Path) -> "ControlLDM":
-        """Build the model from a run config (or its YAML path) and load a checkpoint (weights_only).
+        """Build the model from a run config (or the path of the single YAML file a run saves) and load a
+        checkpoint (weights_only).
 
         When the config's stage-1 export folder is gone (a run copied elsewhere), the autoencoder is
         rebuilt from the config the checkpoint keeps (see `on_save_checkpoint`); its weights are in the
         checkpoint anyway.
         """
-        cfg = copy.deepcopy(config) if isinstance(config, DictConfig) else load_config([config])
+        cfg = copy.deepcopy(config) if isinstance(config, DictConfig) else OmegaConf.load(config)
         ckpt_path = Path(ckpt_path)
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"stage-2 checkpoint not found: {ckpt_path}")

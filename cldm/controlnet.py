@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -69,6 +70,29 @@ def resolve_control_scales(control_scales: float | Sequence[float], count: int) 
 def _scaled(control: torch.Tensor, scale: float) -> torch.Tensor:
     """``control * scale``, without the extra pass (forward and backward) for the usual scale 1."""
     return control if scale == 1.0 else control * scale
+
+
+@dataclass(frozen=True)
+class ControlNetConfig:
+    """The ``controlnet:`` block of a ControlLDM.
+
+    enabled: build the ControlNet branch at all. sd_locked: freeze the UNet encoder (ControlNet training;
+    needs ``enabled``). only_mid_control, control_scales, hint_channels, hint_hidden_channels: as in
+    `ControlNet`. init_from_unet: start the branch as a copy of the UNet encoder.
+    """
+
+    enabled: bool = False
+    sd_locked: bool = False
+    only_mid_control: bool = False
+    control_scales: float | Sequence[float] = 1.0
+    hint_channels: int = 3
+    hint_hidden_channels: Sequence[int] = (16, 32, 96, 256)
+    init_from_unet: bool = True
+
+    def __post_init__(self):
+        if self.sd_locked and not self.enabled:
+            raise ValueError("controlnet.sd_locked=true freezes the UNet encoder for ControlNet training; "
+                             "it needs controlnet.enabled=true")
 
 
 class ControlNet(nn.Module):

@@ -20,9 +20,10 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
 from cldm.cldm import ControlLDM
-from eyeoct.config import instantiate_from_config
-from eyeoct.files import temporary_sibling
-from ldm.models.autoencoder import AutoencoderKL, autoencoder_spec
+from ldm.util.config import instantiate_from_config
+from ldm.util.files import temporary_sibling
+from ldm.models.autoencoder import AutoencoderKL
+from ldm.models.autoencoder_export import autoencoder_spec
 
 logger = logging.getLogger(__name__)
 

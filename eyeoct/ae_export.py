@@ -11,7 +11,9 @@ from omegaconf import OmegaConf
 
 from eyeoct.config import instantiate_from_config, load_config, require
 from eyeoct.runs import CONFIG_NAME, resolve_resume
-from ldm.models.autoencoder import AutoencoderKL, export_autoencoder, measure_scale_factor
+from ldm.models.autoencoder import AutoencoderKL
+from ldm.models.autoencoder_export import export_autoencoder, measure_scale_factor
+from ldm.util.checkpoints import read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +61,7 @@ def export_run(run_or_ckpt: str | Path, n_batches: int | None = None) -> Path:
     settings = export_settings(cfg)
     n_batches = n_batches or int(settings.get("n_batches", 16))
     model = instantiate_from_config(require(cfg, "model"))
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["state_dict"])
+    model.load_state_dict(read_state_dict(ckpt, "a stage-1 Lightning checkpoint (last.ckpt of a train_ae.py run)"))
     datamodule = instantiate_from_config(require(cfg, "data"))
     datamodule.setup("fit")
     out_dir, _ = measure_and_export(model, datamodule.train_dataloader(), run_dir / EXPORT_SUBDIR, n_batches,

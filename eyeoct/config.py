@@ -1,7 +1,8 @@
 """Config loading: YAML files merged in order, `key.sub=value` overrides, and safe instantiation.
 
 A config is an OmegaConf tree. Blocks with `target:` and optional `params:` are built by
-`instantiate_from_config`, which only imports targets under `ALLOWED_TARGET_PREFIXES`.
+`ldm.util.config.instantiate_from_config` (re-exported here with `require` and `ConfigError`), which only
+imports targets under an allow-list of packages (`ldm.`, `cldm.`, `eyeoct.`, `torch.`, `pytorch_lightning.`).
 A YAML file may list other files under `includes:` (paths relative to itself); they are merged
 before the file's own keys, so `configs/ae/phantom_demo.yaml` can pull in its data config.
 
@@ -11,25 +12,23 @@ works from any folder after `pip install .`.
 """
 from __future__ import annotations
 
-import importlib
-import inspect
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from eyeoct.files import atomic_write
+from ldm.util.config import (SOURCES_KEY, ConfigError, get_obj_from_str, instantiate_from_config, require,
+                              to_container)
+from ldm.util.files import atomic_write
 
-ALLOWED_TARGET_PREFIXES = ("eyeoct.", "ldm.", "cldm.", "torch.", "pytorch_lightning.")
-SOURCES_KEY = "config_files"
+__all__ = ["SOURCES_KEY", "ConfigError", "get_obj_from_str", "instantiate_from_config", "require", "to_container",
+           "packaged_config_root", "packaged_config_names", "resolve_config_path", "apply_overrides", "load_config",
+           "save_config"]
+
 CONFIG_SUFFIX = ".yaml"
 _PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-class ConfigError(ValueError):
-    """A config file, key, override or target that cannot be used as given."""
 
 
 def packaged_config_root() -> Path:
@@ -110,70 +109,6 @@ def load_config(paths: Sequence[str | Path], overrides: Iterable[str] = ()) -> D
     apply_overrides(cfg, overrides)
     cfg[SOURCES_KEY] = [str(f) for f in files]
     return cfg
-
-
-def _sources(cfg: DictConfig) -> str:
-    files = OmegaConf.select(cfg, SOURCES_KEY, default=None)
-    return ", ".join(files) if files else "(no file)"
-
-
-def require(cfg: DictConfig, key: str) -> Any:
-    """Return `cfg[key]` for a dotted key, or raise naming the key and the config files."""
-    try:
-        value = OmegaConf.select(cfg, key, throw_on_missing=True)
-    except OmegaConfBaseException as err:
-        raise ConfigError(
-            f"required config key '{key}' has no value (it is '???') in {_sources(cfg)}; "
-            f"set it in a YAML file or on the command line as {key}=..."
-        ) from err
-    if value is None:
-        raise ConfigError(
-            f"required config key '{key}' is missing in {_sources(cfg)}; "
-            f"set it in a YAML file or on the command line as {key}=..."
-        )
-    return value
-
-
-def get_obj_from_str(target: str) -> Any:
-    """Import `package.module.Name` after checking it against the allow-list."""
-    if not isinstance(target, str) or not target.startswith(ALLOWED_TARGET_PREFIXES):
-        raise ConfigError(
-            f"config target {target!r} is not allowed: targets must start with one of "
-            f"{', '.join(ALLOWED_TARGET_PREFIXES)}"
-        )
-    module_name, _, attr = target.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ConfigError(f"config target {target!r}: cannot import module {module_name!r}: {err}") from err
-    if not hasattr(module, attr):
-        raise ConfigError(f"config target {target!r}: module {module_name!r} has no attribute {attr!r}")
-    return getattr(module, attr)
-
-
-def to_container(node: Any) -> Any:
-    """Plain Python containers (dicts and lists) from an OmegaConf node; other values pass through."""
-    if isinstance(node, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(node, resolve=True)
-    return node
-
-
-def instantiate_from_config(node: Mapping | DictConfig, **extra_kwargs: Any) -> Any:
-    """Build `target(**params, **extra_kwargs)` from a `target:`/`params:` block."""
-    if node is None or "target" not in node:
-        shown = OmegaConf.to_yaml(node) if isinstance(node, DictConfig) else repr(node)
-        raise ConfigError(f"expected a block with a 'target:' key, got:\n{shown}")
-    factory = get_obj_from_str(node["target"])
-    params = to_container(node.get("params", None)) or {}
-    if not isinstance(params, dict):
-        raise ConfigError(f"'params' of target {node['target']!r} must be a mapping, got {params!r}")
-    try:
-        inspect.signature(factory).bind(**params, **extra_kwargs)
-    except TypeError as err:
-        raise ConfigError(f"cannot build {node['target']!r} with params {sorted(params)}: {err}") from err
-    except ValueError:  # some builtins have no inspectable signature; let the call itself check
-        pass
-    return factory(**params, **extra_kwargs)
 
 
 def save_config(cfg: DictConfig, path: str | Path) -> Path:

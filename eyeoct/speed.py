@@ -20,6 +20,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from torch import nn
 
 from eyeoct.config import ConfigError, to_container
+from ldm.util.config import check_keys
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +48,10 @@ class SpeedSettings:
         block = to_container(OmegaConf.select(cfg, "speed", default=None)) or {}
         if not isinstance(block, dict):
             raise ConfigError(f"speed must be a mapping of {list(SPEED_KEYS)}, got {block!r}")
-        _check_keys("speed", block, SPEED_KEYS)
+        check_keys("speed", block, SPEED_KEYS)
         compile_node = block.get("compile", False)
         if isinstance(compile_node, dict):
-            _check_keys("speed.compile", compile_node, ("mode", "modules"))
+            check_keys("speed.compile", compile_node, ("mode", "modules"))
             mode, modules = compile_node.get("mode", "default"), compile_node.get("modules")
             compile_on = True
         elif isinstance(compile_node, bool):
@@ -63,7 +64,7 @@ class SpeedSettings:
         if precision not in MATMUL_PRECISIONS:
             raise ConfigError(f"speed.matmul_precision must be one of {MATMUL_PRECISIONS}, got {precision!r}")
         ddp = block.get("ddp") or {}
-        _check_keys("speed.ddp", ddp, DDP_OPTIONS)
+        check_keys("speed.ddp", ddp, DDP_OPTIONS)
         for name in ("channels_last", "cudnn_benchmark"):
             if not isinstance(block.get(name, False), bool):
                 raise ConfigError(f"speed.{name} must be true or false, got {block[name]!r}")
@@ -71,14 +72,6 @@ class SpeedSettings:
                    channels_last=block.get("channels_last", False), matmul_precision=precision,
                    cudnn_benchmark=block.get("cudnn_benchmark", False),
                    ddp=tuple((k, bool(v)) for k, v in ddp.items()))
-
-
-def _check_keys(where: str, block: Any, allowed: tuple[str, ...]) -> None:
-    if not isinstance(block, dict):
-        raise ConfigError(f"{where} must be a mapping of {list(allowed)}, got {block!r}")
-    unknown = sorted(set(block) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{where} has unknown keys {unknown}; allowed: {list(allowed)}")
 
 
 def apply_to_process(settings: SpeedSettings) -> None:

@@ -17,7 +17,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from eyeoct.config import ConfigError, instantiate_from_config, require, to_container
 from eyeoct.data.datamodule import EyeOCTDataModule
-from eyeoct.files import atomic_write
+from ldm.util.files import atomic_write
 from eyeoct.runs import LAST_CHECKPOINT, RUN_DIR_ENV
 from eyeoct.speed import SpeedSettings, apply_to_model, apply_to_process, trainer_arguments
 from ldm.randomness import StepRandomness

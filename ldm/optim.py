@@ -8,6 +8,8 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from ldm.util.config import check_keys
+
 FUSED_CHOICES = ("auto", True, False)
 FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")  # device types with a fused AdamW kernel in PyTorch 2.x
 LR_DECAYS = ("constant", "cosine")
@@ -28,9 +30,7 @@ def build_adamw(params: Iterable[nn.Parameter], lr: float, betas: Iterable[float
     one otherwise; true: fused or an error naming why not; false: foreach. All compute the same update.
     """
     settings = dict(optimizer or {})
-    unknown = sorted(set(settings) - {"fused"})
-    if unknown:
-        raise ValueError(f"optimizer settings have unknown keys {unknown}; allowed: ['fused']")
+    check_keys("optimizer", settings, ["fused"])
     fused = settings.get("fused", "auto")
     if fused not in FUSED_CHOICES:
         raise ValueError(f"optimizer.fused must be auto, true or false, got {fused!r}")

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ldm.modules.unet import UNetEncoder, UNetModel
+from ldm.util.checkpoints import read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -46,23 +47,9 @@ def read_sd_unet_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     A ``state_dict`` wrapper is unwrapped; with the ``model.diffusion_model.`` prefix present only those
     keys are kept (prefix stripped), otherwise keys under the SD UNet roots.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Stable Diffusion UNet weights not found: {path}. Expected a local .safetensors or torch "
-            "checkpoint (.ckpt/.pt/.pth) holding an SD UNet state dict (keys input_blocks.*, optionally "
-            f"prefixed {SD_UNET_PREFIX!r}), e.g. an SD 1.x/2.x checkpoint downloaded beforehand."
-        )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path), device="cpu")
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict (mapping of names to tensors), got {type(state).__name__}")
+    state = read_state_dict(path, "a local .safetensors or torch checkpoint (.ckpt/.pt/.pth) holding a Stable "
+                            "Diffusion UNet state dict (keys input_blocks.*, optionally prefixed "
+                            f"{SD_UNET_PREFIX!r}), e.g. an SD 1.x/2.x checkpoint downloaded beforehand")
     if any(key.startswith(SD_UNET_PREFIX) for key in state):
         return {k[len(SD_UNET_PREFIX) :]: v for k, v in state.items() if k.startswith(SD_UNET_PREFIX)}
     return {k: v for k, v in state.items() if k.split(".")[0] in ENCODER_ROOTS + DECODER_ROOTS}

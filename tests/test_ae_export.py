@@ -4,13 +4,13 @@ import torch
 import yaml
 
 from eyeoct.ae_export import measure_and_export
-from ldm.models.autoencoder import AutoencoderKL, load_exported_autoencoder
-
+from ldm.models.autoencoder import AutoencoderKL
+from ldm.models.autoencoder_export import load_exported_autoencoder
 
 
 def small_model() -> AutoencoderKL:
     torch.manual_seed(0)
-    ddconfig = dict(ch=8, ch_mult=[1, 2], num_res_blocks=1, in_channels=6, out_ch=6, z_channels=4, norm_groups=4)
+    ddconfig = dict(ch=8, ch_mult=[1, 2], num_res_blocks=1, in_channels=6, out_ch=6, z_channels=4, num_groups=4)
     return AutoencoderKL(ddconfig=ddconfig, input_key="oct")
 
 

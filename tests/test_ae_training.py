@@ -12,7 +12,7 @@ from ae_helpers import (TINY_CONFIG, adam_steps, load_checkpoint, only_run_dir,
 from eyeoct.config import instantiate_from_config, load_config
 from eyeoct.metrics import psnr_per_volume
 from eyeoct.training import build_trainer
-from ldm.models.autoencoder import load_exported_autoencoder
+from ldm.models.autoencoder_export import load_exported_autoencoder
 
 MAX_STEPS, DISC_START = 40, 4  # as in configs/ae/tiny_test.yaml
 

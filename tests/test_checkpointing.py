@@ -7,11 +7,11 @@ from cldm.cf_encoder import CFEncoder
 from eyeoct.config import instantiate_from_config
 from ldm.models.autoencoder import AutoencoderKL
 
-DDCONFIG = dict(ch=16, ch_mult=[1, 2, 4], num_res_blocks=1, in_channels=6, out_ch=6, z_channels=4, norm_groups=8)
+DDCONFIG = dict(ch=16, ch_mult=[1, 2, 4], num_res_blocks=1, in_channels=6, out_ch=6, z_channels=4, num_groups=8)
 LOSS = {"target": "ldm.modules.losses.AutoencoderLoss",
         "params": {"l1_weight": 1.0, "ssim_weight": 0.2, "kl_weight": 1e-6,
                    "discriminator": {"start_step": 0, "weight": 0.1, "channels": 16, "num_layers": 2,
-                                     "norm_groups": 8}}}
+                                     "num_groups": 8}}}
 TINY_VIT = dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16)
 TINY_RESNET = dict(image_size=64, layers=[2, 1, 1, 1], width=16, head_width=16)
 

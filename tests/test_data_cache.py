@@ -92,7 +92,7 @@ def test_temporary_names_are_unique_per_host_process_and_call(tmp_path):
     import re
     import socket
 
-    from eyeoct.files import atomic_write, temporary_sibling
+    from ldm.util.files import atomic_write, temporary_sibling
 
     target = tmp_path / "entry.npz"
     names = {temporary_sibling(target).name for _ in range(50)}

@@ -60,7 +60,7 @@ def test_end_of_training_export_holds_the_ema_weights_and_the_autoencoder(run_di
     assert params["first_stage"] is None and params["scale_factor"] == 1.0 and params["use_ema"] is False
     assert params["first_stage_config"] == {"target": "ldm.models.autoencoder.AutoencoderKL",
                                             "params": {"ddconfig": {"ch": 16, "ch_mult": [1, 2], "num_res_blocks": 1,
-                                                                    "z_channels": 4, "norm_groups": 8},
+                                                                    "z_channels": 4, "num_groups": 8},
                                                        "input_key": "oct"}}
     model, _ = load_exported_controlldm(run_dir / "export")
     assert all(torch.equal(model.state_dict()[k], ema[k]) for k in ema)

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from cldm.sampling_callback import DiffusionSampleCallback
+from eyeoct.dm_samples import DiffusionSampleCallback
 
 
 class RecordingModule:

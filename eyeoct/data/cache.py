@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from eyeoct.files import atomic_write
+from ldm.util.files import atomic_write
 
 logger = logging.getLogger(__name__)
 

@@ -1,16 +1,15 @@
 """Image and video metrics of EyeOCT (protocols in DESIGN.md, "Metric protocols").
 
-Pixel metrics are imported directly; the network-based ones (FVD, FID/KID, LPIPS) are loaded on
+Pixel metrics are imported directly (SSIM and PSNR live in `ldm.metrics`); the network-based ones (FVD, FID/KID, LPIPS) are loaded on
 first access so that `from eyeoct.metrics import ssim_per_image` stays light.
 """
 from importlib import import_module
 
 from eyeoct.metrics.frechet import feature_statistics, frechet_distance, frechet_distance_from_features
 from eyeoct.metrics.msssim import ms_ssim_per_image
-from eyeoct.metrics.psnr import psnr_per_image, psnr_per_volume
 from eyeoct.metrics.radial import radial_inconsistency
-from eyeoct.metrics.ssim import ssim_per_image
 from eyeoct.metrics.weights import sha256_file
+from ldm.metrics import psnr_per_image, psnr_per_volume, ssim_per_image  # the generic pixel metrics
 
 _LAZY = {
     "InceptionI3D": "eyeoct.metrics.i3d",

@@ -14,8 +14,8 @@ import torch
 import torchvision
 from torch import nn
 
-from eyeoct.metrics.weights import (LPIPS_BACKBONE_WEIGHTS, LPIPS_LINEAR_WEIGHTS, load_into, load_state_dict,
-                                    resolve_weights, sha256_file)
+from eyeoct.metrics.weights import LPIPS_BACKBONE_WEIGHTS, LPIPS_LINEAR_WEIGHTS, load_into, resolve_weights, sha256_file
+from ldm.util.checkpoints import read_state_dict
 
 # Index (exclusive end) in torchvision's `features` of each ReLU stage, and its channels.
 _STAGES = {"alex": ([2, 5, 8, 10, 12], [64, 192, 384, 256, 256]),
@@ -44,7 +44,7 @@ class LPIPS(nn.Module):
         self.requires_grad_(False)
 
     def _load_linear(self, path: Path, channels: list[int]) -> None:
-        state = load_state_dict(path)
+        state = read_state_dict(path, LPIPS_LINEAR_WEIGHTS.source)
         for index, (lin, c) in enumerate(zip(self.lins, channels)):
             key = f"lin{index}.model.1.weight"
             if key not in state or tuple(state[key].shape) != (1, c, 1, 1):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from eyeoct.metrics._tensors import as_float_pair, check_data_range
-from eyeoct.metrics.ssim import WIN_SIZE, ssim_components
+from ldm.metrics._tensors import as_float_pair, check_data_range
+from ldm.metrics.ssim import WIN_SIZE, ssim_components
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MIN_SIZE = WIN_SIZE * 2 ** (len(MS_SSIM_WEIGHTS) - 1)

@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 
+from ldm.util.checkpoints import read_state_dict
+
 
 @dataclass(frozen=True)
 class WeightsSpec:
@@ -76,19 +78,10 @@ def is_torchscript(path: str | os.PathLike) -> bool:
         return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
 
 
-def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a state dict safely (weights_only=True); unwraps a {'state_dict': ...} container."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
-    return state
-
-
 def load_into(module: torch.nn.Module, path: str | os.PathLike, strip_prefix: str = "module.") -> torch.nn.Module:
     """Load a state dict file into `module` strictly; mismatching keys give an error naming the file."""
-    state = {k[len(strip_prefix):] if k.startswith(strip_prefix) else k: v for k, v in load_state_dict(path).items()}
+    state = {k[len(strip_prefix):] if k.startswith(strip_prefix) else k: v
+             for k, v in read_state_dict(path, f"a state dict of {type(module).__name__}").items()}
     missing, unexpected = module.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: state dict does not fit {type(module).__name__}: "

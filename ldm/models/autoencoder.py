@@ -1,4 +1,5 @@
-"""KL autoencoder (stage 1) as a LightningModule, plus latent-scale measurement and export/load.
+"""KL autoencoder (stage 1) as a LightningModule (its latent-scale measurement and export/load are in
+`ldm.models.autoencoder_export`).
 
 Training uses manual optimisation with two optimisers (autoencoder, discriminator). Generator and
 discriminator losses are summed into one backward: the generator term sees the discriminator's
@@ -12,42 +13,34 @@ from ``micro_batch_generator`` (run seed, global rank, global step, micro-batch)
 from __future__ import annotations
 
 import logging
-import math
-from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import pytorch_lightning as pl
 import torch
-import yaml
 from pytorch_lightning.strategies import FSDPStrategy
-from safetensors.torch import load_file, save_file
 
-from eyeoct.config import instantiate_from_config
-from eyeoct.metrics import psnr_per_volume, ssim_per_image
-from ldm.modules.autoencoder_blocks import Decoder, Encoder, conv2d
+from ldm.metrics import psnr_per_volume, ssim_per_image
+from ldm.modules.autoencoder_blocks import AutoencoderConfig, Decoder, Encoder, conv2d
 from ldm.modules.distributions import DiagonalGaussianDistribution
 from ldm.optim import build_adamw, warmup_decay
 from ldm.randomness import StepRandomness
+from ldm.util.config import instantiate_from_config, to_container, validated
 
 logger = logging.getLogger(__name__)
 
-TARGET = "ldm.models.autoencoder.AutoencoderKL"
-EXPORT_WEIGHTS = "autoencoder.safetensors"
-EXPORT_CONFIG = "autoencoder.yaml"
 DATA_RANGE = 2.0  # images live in [-1, 1]
-ARCHITECTURE_KEYS = ("ch", "ch_mult", "num_res_blocks", "in_channels", "out_ch", "z_channels", "dropout",
-                     "norm_groups", "use_checkpoint")
 
 
 class AutoencoderKL(StepRandomness, pl.LightningModule):
     """Encoder -> diagonal Gaussian posterior over z [B, z_channels, H/f, W/f] -> decoder.
 
     Args:
-        ddconfig: architecture (``ch``, ``ch_mult``, ``num_res_blocks``, ``in_channels``, ``out_ch``,
-            ``z_channels``, optional ``dropout``, ``norm_groups``); f = 2**(len(ch_mult)-1).
+        ddconfig: architecture, read into an `AutoencoderConfig` (``ch``, ``ch_mult``, ``num_res_blocks``,
+            ``in_channels``, ``out_ch``, ``z_channels``, ``dropout``, ``num_groups``, ``use_checkpoint``);
+            kept as given in ``self.ddconfig`` for exports.
         lossconfig: target/params block of the training loss (None for inference-only models).
         input_key: key of the image tensor [B, C, H, W] in [-1, 1] in a batch dict.
-        learning_rate, disc_learning_rate, betas, weight_decay: AdamW settings (the discriminator's
+        learning_rate, disc_learning_rate, adam_betas, weight_decay: AdamW settings (the discriminator's
             learning rate defaults to the autoencoder's); optimizer: ``{fused: auto|true|false}``
             (see ``ldm.optim.build_adamw``).
         warmup_steps, lr_decay ("constant" | "cosine"), min_lr_ratio: schedule over each optimiser's own
@@ -59,27 +52,24 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
 
     def __init__(self, *, ddconfig: Mapping[str, Any], lossconfig: Mapping[str, Any] | None = None,
                  input_key: str = "oct", learning_rate: float = 1e-4, disc_learning_rate: float | None = None,
-                 betas: tuple[float, float] = (0.5, 0.9), weight_decay: float = 0.0, warmup_steps: int = 0,
+                 adam_betas: tuple[float, float] = (0.5, 0.9), weight_decay: float = 0.0, warmup_steps: int = 0,
                  lr_decay: str = "constant", min_lr_ratio: float = 0.0, gradient_clip_val: float = 0.0,
                  accumulate_grad_batches: int = 1, optimizer: Mapping[str, Any] | None = None):
         super().__init__()
-        unknown = set(ddconfig) - set(ARCHITECTURE_KEYS)
-        if unknown:
-            raise ValueError(f"ddconfig has unknown keys {sorted(unknown)}; allowed: {list(ARCHITECTURE_KEYS)}")
+        self.config = validated(AutoencoderConfig, ddconfig, "ddconfig")
         if accumulate_grad_batches < 1:
             raise ValueError(f"accumulate_grad_batches must be >= 1, got {accumulate_grad_batches}")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.ddconfig = dict(ddconfig)
-        shared = {k: v for k, v in self.ddconfig.items() if k not in ("in_channels", "out_ch")}
-        self.encoder = Encoder(in_channels=self.ddconfig.get("in_channels", 6), **shared)
-        self.decoder = Decoder(out_ch=self.ddconfig.get("out_ch", 6), **shared)
-        z_channels = self.ddconfig.get("z_channels", 4)
+        self.ddconfig = dict(to_container(ddconfig))
+        self.encoder = Encoder(self.config)
+        self.decoder = Decoder(self.config)
+        z_channels = self.config.z_channels
         self.quant_conv = conv2d(2 * z_channels, 2 * z_channels, 1)
         self.post_quant_conv = conv2d(z_channels, z_channels, 1)
         self.loss = None
         if lossconfig is not None:
-            self.loss = instantiate_from_config(lossconfig, image_channels=self.ddconfig.get("out_ch", 6))
+            self.loss = instantiate_from_config(lossconfig, image_channels=self.config.out_ch)
         self.input_key = input_key
 
     default_compile_targets = ("encoder", "decoder")
@@ -89,9 +79,14 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
         return {"encoder": self.encoder, "decoder": self.decoder}
 
     @property
+    def in_channels(self) -> int:
+        """Channels C of the images [B, C, H, W] this autoencoder encodes."""
+        return self.config.in_channels
+
+    @property
     def downsampling_factor(self) -> int:
         """Spatial factor f between image and latent."""
-        return 2 ** (len(self.ddconfig.get("ch_mult", (1, 2, 4, 4))) - 1)
+        return self.config.downsampling_factor
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussianDistribution:
         """Posterior q(z | x) for images x [B, in_channels, H, W]."""
@@ -113,7 +108,7 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
         if not isinstance(x, torch.Tensor):
             keys = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
             raise KeyError(f"batch has no tensor under '{self.input_key}' (got {keys}); set model.params.input_key")
-        expected = self.ddconfig.get("in_channels", 6)
+        expected = self.in_channels
         if x.dim() != 4 or x.shape[1] != expected:
             raise ValueError(f"'{self.input_key}' must be [B, {expected}, H, W], got {tuple(x.shape)}")
         return x
@@ -192,10 +187,10 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
         hp = self.hparams
         loss_fn = self._require_loss()
         ae_params = [p for name, p in self.named_parameters() if not name.startswith("loss.")]
-        optimizers = [build_adamw(ae_params, hp.learning_rate, hp.betas, hp.weight_decay, hp.optimizer)]
+        optimizers = [build_adamw(ae_params, hp.learning_rate, hp.adam_betas, hp.weight_decay, hp.optimizer)]
         if loss_fn.discriminator is not None:
             optimizers.append(build_adamw(loss_fn.discriminator.parameters(), hp.disc_learning_rate or hp.learning_rate,
-                                          hp.betas, hp.weight_decay, hp.optimizer))
+                                          hp.adam_betas, hp.weight_decay, hp.optimizer))
         total = self._trainer.max_steps if self._trainer is not None and self._trainer.max_steps > 0 else 0
         factor = warmup_decay(hp.warmup_steps, total, hp.lr_decay, hp.min_lr_ratio)
         names = ["lr/autoencoder", "lr/discriminator"]
@@ -216,73 +211,3 @@ class AutoencoderKL(StepRandomness, pl.LightningModule):
         metrics.update({f"val/ssim_slice{k}": ssim[:, k].mean() for k in range(ssim.shape[1])})
         self.log_dict({k: v.float() for k, v in metrics.items()}, on_step=False, on_epoch=True, sync_dist=True,
                       batch_size=x.shape[0])
-
-
-# ---------------------------------------------------------------------------------- scale & export
-@torch.no_grad()
-def measure_scale_factor(model: AutoencoderKL, batches: Iterable[Any], n_batches: int,
-                         generator: torch.Generator | None = None) -> tuple[float, int]:
-    """``1 / std`` of posterior samples z over the first ``n_batches`` batches; returns (factor, batches used).
-
-    The std is over every latent element (all samples, channels and positions), accumulated in float64.
-    """
-    if n_batches < 1:
-        raise ValueError(f"n_batches must be >= 1, got {n_batches}")
-    was_training = model.training
-    model.eval()
-    total = total_sq = count = 0.0
-    used = 0
-    for batch in batches:
-        if used == n_batches:
-            break
-        x = model.get_input(batch).to(model.device)
-        z = model.encode(x).sample(generator).double()
-        total, total_sq, count = total + z.sum().item(), total_sq + z.square().sum().item(), count + z.numel()
-        used += 1
-    model.train(was_training)
-    if used == 0:
-        raise ValueError("measure_scale_factor: no batches to measure the latent std on")
-    variance = (total_sq - total * total / count) / (count - 1)
-    return 1.0 / math.sqrt(variance), used
-
-
-def autoencoder_spec(model: AutoencoderKL, scale_factor: float) -> dict:
-    """What rebuilds `model` for encoding/decoding: target, constructor params (no loss) and scale factor."""
-    return {"target": TARGET, "params": {"ddconfig": dict(model.ddconfig), "input_key": model.input_key},
-            "scale_factor": float(scale_factor)}
-
-
-def export_autoencoder(model: AutoencoderKL, out_dir: str | Path, scale_factor: float,
-                       n_batches_measured: int) -> Path:
-    """Write ``autoencoder.safetensors`` (encoder/decoder weights) and ``autoencoder.yaml`` to ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()
-               if not name.startswith("loss.")}
-    save_file(weights, str(out_dir / EXPORT_WEIGHTS))
-    spec = {**autoencoder_spec(model, scale_factor), "n_batches_measured": int(n_batches_measured)}
-    (out_dir / EXPORT_CONFIG).write_text(yaml.safe_dump(spec, sort_keys=False))
-    logger.info("exported autoencoder to %s (scale_factor %.6g over %d batches)", out_dir, scale_factor,
-                n_batches_measured)
-    return out_dir
-
-
-def load_exported_autoencoder(path: str | Path) -> tuple[AutoencoderKL, float]:
-    """Rebuild an exported autoencoder (in eval mode) from its folder or yaml; returns (model, scale_factor)."""
-    path = Path(path)
-    config_path = path / EXPORT_CONFIG if path.is_dir() else path
-    if not config_path.is_file():
-        raise FileNotFoundError(f"exported autoencoder config not found: {config_path} (expected {EXPORT_CONFIG} "
-                                "written by scripts/train_ae.py into <run_dir>/export/)")
-    spec = yaml.safe_load(config_path.read_text())
-    for key in ("target", "params", "scale_factor"):
-        if key not in spec:
-            raise ValueError(f"{config_path}: missing key '{key}'")
-    if spec["target"] != TARGET:
-        raise ValueError(f"{config_path}: target {spec['target']!r} is not {TARGET!r}")
-    weights_path = config_path.parent / EXPORT_WEIGHTS
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"exported autoencoder weights not found: {weights_path}")
-    model = AutoencoderKL(**spec["params"])
-    model.load_state_dict(load_file(str(weights_path)), strict=True)
-    return model.eval(), float(spec["scale_factor"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from ldm.modules.checkpointing import checkpointed
@@ -62,10 +63,6 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(kv_dim, inner_dim, bias=False)
         self.to_out = nn.Sequential(nn.Linear(inner_dim, query_dim), nn.Dropout(dropout))
 
-    def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
-        b, n, _ = t.shape
-        return t.view(b, n, self.heads, self.dim_head).transpose(1, 2)
-
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         if self.is_cross:
             if context is None:
@@ -76,11 +73,10 @@ class Attention(nn.Module):
                 )
         else:
             context = x
-        q, k, v = (self._split_heads(f(inp)) for f, inp in ((self.to_q, x), (self.to_k, context), (self.to_v, context)))
-        out = F.scaled_dot_product_attention(q, k, v)
-        b, _, n, _ = out.shape
-        out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
-        return self.to_out(out)
+        q, k, v = (rearrange(f(inp), "b n (heads d) -> b heads n d", heads=self.heads)
+                   for f, inp in ((self.to_q, x), (self.to_k, context), (self.to_v, context)))
+        out = F.scaled_dot_product_attention(q, k, v)  # [B, heads, N, dim_head]
+        return self.to_out(rearrange(out, "b heads n d -> b n (heads d)"))
 
 
 class GEGLU(nn.Module):
@@ -186,18 +182,18 @@ class SpatialTransformer(nn.Module):
         The token view [B, H*W, C] and back are free for a channels_last ``x``; for a contiguous one the
         projection into tokens copies once and the way back is a strided view read by the residual add.
         """
-        b, _, height, width = x.shape
+        height = x.shape[2]
         h = self.norm(x)
         if not self.use_linear:
             h = self.proj_in(h)
-        h = h.flatten(2).transpose(1, 2)  # [B, H*W, C]
+        h = rearrange(h, "b c h w -> b (h w) c")
         if self.use_linear:
             h = self.proj_in(h)
         for block in self.transformer_blocks:
             h = block(h, context=context)
         if self.use_linear:
             h = self.proj_out(h)
-        h = h.transpose(1, 2).reshape(b, -1, height, width)  # a channels_last view of the tokens
+        h = rearrange(h, "b (h w) c -> b c h w", h=height)  # a channels_last view of the tokens
         if not self.use_linear:
             h = self.proj_out(h)
         # x first: the sum takes x's memory format, so a contiguous UNet never switches to channels_last

@@ -7,10 +7,11 @@ output head while training, and recompute the rest in the backward pass (same va
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from ldm.modules.attention import group_norm, zero_module
@@ -31,11 +32,11 @@ class ResnetBlock(nn.Module):
     The second conv starts at zero, so every block begins as the identity (or the skip projection).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, norm_groups: int = 32):
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, num_groups: int = 32):
         super().__init__()
-        self.norm1 = group_norm(in_channels, norm_groups, eps=1e-6)
+        self.norm1 = group_norm(in_channels, num_groups, eps=1e-6)
         self.conv1 = conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = group_norm(out_channels, norm_groups, eps=1e-6)
+        self.norm2 = group_norm(out_channels, num_groups, eps=1e-6)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = zero_module(conv2d(out_channels, out_channels, 3, padding=1))
         self.skip = conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
@@ -49,18 +50,16 @@ class ResnetBlock(nn.Module):
 class AttnBlock(nn.Module):
     """Single-head self-attention over all spatial positions, with a zero-initialised output projection."""
 
-    def __init__(self, channels: int, norm_groups: int = 32):
+    def __init__(self, channels: int, num_groups: int = 32):
         super().__init__()
-        self.norm = group_norm(channels, norm_groups, eps=1e-6)
+        self.norm = group_norm(channels, num_groups, eps=1e-6)
         self.qkv = conv2d(channels, 3 * channels, 1)
         self.proj_out = zero_module(conv2d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        qkv = self.qkv(self.norm(x)).reshape(b, 3, 1, c, h * w).transpose(-1, -2)  # [B, 3, heads=1, HW, C]
-        out = F.scaled_dot_product_attention(qkv[:, 0], qkv[:, 1], qkv[:, 2])
-        out = out.transpose(-1, -2).reshape(b, c, h, w)
-        return x + self.proj_out(out)
+        q, k, v = rearrange(self.qkv(self.norm(x)), "b (qkv c) h w -> qkv b 1 (h w) c", qkv=3)  # heads=1
+        out = F.scaled_dot_product_attention(q, k, v)  # [B, 1, H*W, C]
+        return x + self.proj_out(rearrange(out, "b 1 (h w) c -> b c h w", h=x.shape[2]))
 
 
 class Downsample(nn.Module):
@@ -88,47 +87,75 @@ class Upsample(nn.Module):
 class MidBlock(nn.Module):
     """ResNet block, self-attention, ResNet block at the lowest resolution."""
 
-    def __init__(self, channels: int, dropout: float, norm_groups: int):
+    def __init__(self, channels: int, dropout: float, num_groups: int):
         super().__init__()
-        self.block_1 = ResnetBlock(channels, channels, dropout, norm_groups)
-        self.attn = AttnBlock(channels, norm_groups)
-        self.block_2 = ResnetBlock(channels, channels, dropout, norm_groups)
+        self.block_1 = ResnetBlock(channels, channels, dropout, num_groups)
+        self.attn = AttnBlock(channels, num_groups)
+        self.block_2 = ResnetBlock(channels, channels, dropout, num_groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block_2(self.attn(self.block_1(x)))
 
 
-def _check_architecture(ch: int, ch_mult: Sequence[int], num_res_blocks: int) -> None:
-    if ch <= 0 or num_res_blocks < 0 or not ch_mult or any(m <= 0 for m in ch_mult):
-        raise ValueError(
-            f"invalid autoencoder architecture: ch={ch}, ch_mult={list(ch_mult)}, num_res_blocks={num_res_blocks} "
-            "(expected ch > 0, a non-empty ch_mult of positive ints, num_res_blocks >= 0)"
-        )
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Validated architecture of the KL autoencoder (the ``ddconfig`` block).
+
+    ch: width of the first level; level i has ``ch * ch_mult[i]`` channels.
+    ch_mult: one multiplier per level; every level but the last halves H and W, so f = 2**(len(ch_mult)-1).
+    num_res_blocks: ResNet blocks per encoder level (the decoder has one more per level).
+    in_channels / out_ch: image channels encoded / decoded; z_channels: latent channels.
+    dropout: in the ResNet blocks. num_groups: GroupNorm groups (every width must be divisible by it).
+    use_checkpoint: recompute the encoder's and decoder's activations in the backward pass.
+    """
+
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    in_channels: int = 6
+    out_ch: int = 6
+    z_channels: int = 4
+    dropout: float = 0.0
+    num_groups: int = 32
+    use_checkpoint: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))
+        if self.ch <= 0 or self.num_res_blocks < 0 or not self.ch_mult or any(m <= 0 for m in self.ch_mult):
+            raise ValueError(
+                f"invalid autoencoder architecture: ch={self.ch}, ch_mult={list(self.ch_mult)}, "
+                f"num_res_blocks={self.num_res_blocks} (expected ch > 0, a non-empty ch_mult of positive ints, "
+                "num_res_blocks >= 0)"
+            )
+
+    @property
+    def downsampling_factor(self) -> int:
+        """Spatial factor f between image and latent."""
+        return 2 ** (len(self.ch_mult) - 1)
 
 
 class Encoder(nn.Module):
     """Image [B, in_channels, H, W] -> moments [B, 2*z_channels, H/f, W/f]."""
 
-    def __init__(self, *, ch: int = 128, ch_mult: Sequence[int] = (1, 2, 4, 4), num_res_blocks: int = 2,
-                 in_channels: int = 6, z_channels: int = 4, dropout: float = 0.0, norm_groups: int = 32,
-                 use_checkpoint: bool = False):
+    def __init__(self, config: AutoencoderConfig):
         super().__init__()
-        _check_architecture(ch, ch_mult, num_res_blocks)
-        self.use_checkpoint = use_checkpoint
-        self.conv_in = conv2d(in_channels, ch, 3, padding=1)
+        ch, ch_mult, num_res_blocks = config.ch, config.ch_mult, config.num_res_blocks
+        dropout, num_groups = config.dropout, config.num_groups
+        self.use_checkpoint = config.use_checkpoint
+        self.conv_in = conv2d(config.in_channels, ch, 3, padding=1)
         self.down = nn.ModuleList()
         block_in = ch
         for level, mult in enumerate(ch_mult):
             stage = nn.Module()
             stage.blocks = nn.ModuleList()
             for _ in range(num_res_blocks):
-                stage.blocks.append(ResnetBlock(block_in, ch * mult, dropout, norm_groups))
+                stage.blocks.append(ResnetBlock(block_in, ch * mult, dropout, num_groups))
                 block_in = ch * mult
             stage.downsample = Downsample(block_in) if level < len(ch_mult) - 1 else nn.Identity()
             self.down.append(stage)
-        self.mid = MidBlock(block_in, dropout, norm_groups)
-        self.norm_out = group_norm(block_in, norm_groups, eps=1e-6)
-        self.conv_out = conv2d(block_in, 2 * z_channels, 3, padding=1)
+        self.mid = MidBlock(block_in, dropout, num_groups)
+        self.norm_out = group_norm(block_in, num_groups, eps=1e-6)
+        self.conv_out = conv2d(block_in, 2 * config.z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
@@ -143,26 +170,25 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Latent [B, z_channels, h, w] -> image [B, out_ch, h*f, w*f]."""
 
-    def __init__(self, *, ch: int = 128, ch_mult: Sequence[int] = (1, 2, 4, 4), num_res_blocks: int = 2,
-                 out_ch: int = 6, z_channels: int = 4, dropout: float = 0.0, norm_groups: int = 32,
-                 use_checkpoint: bool = False):
+    def __init__(self, config: AutoencoderConfig):
         super().__init__()
-        _check_architecture(ch, ch_mult, num_res_blocks)
-        self.use_checkpoint = use_checkpoint
+        ch, ch_mult, num_res_blocks = config.ch, config.ch_mult, config.num_res_blocks
+        dropout, num_groups = config.dropout, config.num_groups
+        self.use_checkpoint = config.use_checkpoint
         block_in = ch * ch_mult[-1]
-        self.conv_in = conv2d(z_channels, block_in, 3, padding=1)
-        self.mid = MidBlock(block_in, dropout, norm_groups)
+        self.conv_in = conv2d(config.z_channels, block_in, 3, padding=1)
+        self.mid = MidBlock(block_in, dropout, num_groups)
         self.up = nn.ModuleList()  # lowest resolution first
         for level in reversed(range(len(ch_mult))):
             stage = nn.Module()
             stage.blocks = nn.ModuleList()
             for _ in range(num_res_blocks + 1):
-                stage.blocks.append(ResnetBlock(block_in, ch * ch_mult[level], dropout, norm_groups))
+                stage.blocks.append(ResnetBlock(block_in, ch * ch_mult[level], dropout, num_groups))
                 block_in = ch * ch_mult[level]
             stage.upsample = Upsample(block_in) if level > 0 else nn.Identity()
             self.up.append(stage)
-        self.norm_out = group_norm(block_in, norm_groups, eps=1e-6)
-        self.conv_out = conv2d(block_in, out_ch, 3, padding=1)
+        self.norm_out = group_norm(block_in, num_groups, eps=1e-6)
+        self.conv_out = conv2d(block_in, config.out_ch, 3, padding=1)
 
     @property
     def last_layer(self) -> torch.Tensor:

@@ -15,7 +15,7 @@ from ldm.modules.attention import group_norm
 class PatchDiscriminator(nn.Module):
     """Conv4x4 stack giving one real/fake logit per overlapping patch: [B, C, H, W] -> [B, 1, h, w]."""
 
-    def __init__(self, in_channels: int = 6, channels: int = 64, num_layers: int = 3, norm_groups: int = 32):
+    def __init__(self, in_channels: int = 6, channels: int = 64, num_layers: int = 3, num_groups: int = 32):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"PatchDiscriminator: num_layers must be >= 1, got {num_layers}")
@@ -26,7 +26,7 @@ class PatchDiscriminator(nn.Module):
             next_width = channels * min(2**n, 8)
             layers += [
                 nn.Conv2d(width, next_width, 4, stride=stride, padding=1, bias=False),
-                group_norm(next_width, min(norm_groups, next_width)),
+                group_norm(next_width, min(num_groups, next_width)),
                 nn.LeakyReLU(0.2),
             ]
             width = next_width

@@ -1,8 +1,6 @@
 """Diagonal Gaussian posterior of the KL autoencoder."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
@@ -11,7 +9,7 @@ LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 class DiagonalGaussianDistribution:
     """N(mean, diag(exp(logvar))) from moments [B, 2*C, ...] split along dim 1 into mean and log-variance.
 
-    The statistics are float32 whatever the autocast dtype of the encoder (samples, KL and NLL are reduced in
+    The statistics are float32 whatever the autocast dtype of the encoder (samples and the KL are reduced in
     float32); the log-variance is clamped to [-30, 20] so exp() stays finite.
     """
 
@@ -38,9 +36,3 @@ class DiagonalGaussianDistribution:
     def kl(self) -> torch.Tensor:
         """KL(q || N(0, I)) per sample [B], summed over all non-batch dims."""
         return 0.5 * torch.sum(self.mean.pow(2) + self.var - 1.0 - self.logvar, dim=self._event_dims())
-
-    def nll(self, sample: torch.Tensor) -> torch.Tensor:
-        """Negative log-likelihood of ``sample`` under this distribution, per sample [B]."""
-        return 0.5 * torch.sum(
-            math.log(2.0 * math.pi) + self.logvar + (sample - self.mean).pow(2) / self.var, dim=self._event_dims()
-        )

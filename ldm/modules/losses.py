@@ -7,15 +7,17 @@ adaptively as in VQGAN (Esser et al. 2021): ``||grad rec|| / ||grad g||`` at the
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from eyeoct.metrics import ssim_per_image
+from ldm.metrics import ssim_per_image
 from ldm.modules.discriminator import PatchDiscriminator, hinge_discriminator_loss, hinge_generator_loss
 from ldm.modules.distributions import DiagonalGaussianDistribution
+from ldm.util.config import instantiate_from_config, validated
 
 DATA_RANGE = 2.0  # images live in [-1, 1]
 MAX_ADAPTIVE_WEIGHT = 1e4
@@ -27,6 +29,18 @@ def _slice_lpips(lpips: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Te
     return lpips(x.float().reshape(b * c, h, w), y.float().reshape(b * c, h, w)).mean()
 
 
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """The loss's ``discriminator`` block: the generator step from which the GAN terms are used
+    (``start_step``), the factor on the adaptive weight (``weight``) and the PatchDiscriminator's size."""
+
+    start_step: int
+    weight: float = 0.5
+    channels: int = 64
+    num_layers: int = 3
+    num_groups: int = 32
+
+
 class AutoencoderLoss(nn.Module):
     """Generator and discriminator objectives of the autoencoder.
 
@@ -34,35 +48,32 @@ class AutoencoderLoss(nn.Module):
         image_channels: channels of the images (the discriminator's input), set by the autoencoder.
         l1_weight, ssim_weight: weights of mean |x - x'| and of 1 - SSIM (skimage protocol, per slice).
         kl_weight: weight of the KL per input element.
-        perceptual_weight: weight of LPIPS (each slice scored as a grayscale image); > 0 needs local
-            files ``lpips_backbone`` (torchvision vgg16/alexnet state dict) and ``lpips_linear`` (the
-            LPIPS release's vgg.pth/alex.pth); ``lpips_net`` is "vgg" or "alex".
-        discriminator: None (no GAN) or a dict with ``start_step`` (generator step from which the GAN
-            terms are used), ``weight`` (multiplies the adaptive weight) and PatchDiscriminator
-            arguments (``channels``, ``num_layers``, ``norm_groups``).
+        perceptual_weight: weight of a perceptual distance such as LPIPS (each channel scored as a grayscale
+            image); > 0 needs ``perceptual``, the target/params block of a module mapping two image batches
+            [N, H, W] in [-1, 1] to distances [N] (the application names its LPIPS and the local weights).
+        discriminator: None (no GAN) or a `DiscriminatorConfig` block (``start_step``, ``weight``,
+            ``channels``, ``num_layers``, ``num_groups``).
     """
 
     def __init__(self, *, image_channels: int = 6, l1_weight: float = 1.0, ssim_weight: float = 0.0,
-                 kl_weight: float = 1e-6, perceptual_weight: float = 0.0, lpips_backbone: str | None = None,
-                 lpips_linear: str | None = None, lpips_net: str = "vgg",
+                 kl_weight: float = 1e-6, perceptual_weight: float = 0.0, perceptual: Mapping[str, Any] | None = None,
                  discriminator: dict[str, Any] | None = None):
         super().__init__()
         self.l1_weight, self.ssim_weight, self.kl_weight = l1_weight, ssim_weight, kl_weight
         self.perceptual_weight = perceptual_weight
         self.perceptual = None
         if perceptual_weight > 0:
-            from eyeoct.metrics.lpips import LPIPS  # torchvision backbone, only loaded when asked for
-
-            self.perceptual = LPIPS(lpips_backbone, lpips_linear, net=lpips_net)
+            if perceptual is None:
+                raise ValueError("perceptual_weight > 0 needs a `perceptual:` target/params block (a module "
+                                 "scoring image batches [N, H, W] in [-1, 1] as distances [N], e.g. an LPIPS)")
+            self.perceptual = instantiate_from_config(perceptual)
         self.discriminator: PatchDiscriminator | None = None
         self.disc_start, self.disc_weight = 0, 0.0
         if discriminator is not None:
-            disc_kwargs = dict(discriminator)
-            if "start_step" not in disc_kwargs:
-                raise ValueError("loss discriminator config needs 'start_step' (generator step where the GAN starts)")
-            self.disc_start = int(disc_kwargs.pop("start_step"))
-            self.disc_weight = float(disc_kwargs.pop("weight", 0.5))
-            self.discriminator = PatchDiscriminator(in_channels=image_channels, **disc_kwargs)
+            disc = validated(DiscriminatorConfig, discriminator, "lossconfig discriminator")
+            self.disc_start, self.disc_weight = int(disc.start_step), float(disc.weight)
+            self.discriminator = PatchDiscriminator(in_channels=image_channels, channels=disc.channels,
+                                                    num_layers=disc.num_layers, num_groups=disc.num_groups)
 
     def gan_active(self, global_step: int) -> bool:
         """Whether the adversarial terms are used at this generator step."""

@@ -18,6 +18,7 @@ from torch import nn
 
 from ldm.modules.attention import SpatialTransformer, group_norm, resolve_heads, zero_module
 from ldm.modules.unet_blocks import Downsample, ResBlock, TimestepEmbedSequential, Upsample, timestep_embedding
+from ldm.util.config import validated
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class UNetEncoder(nn.Module):
 
     def __init__(self, **unet_kwargs):
         super().__init__()
-        cfg = UNetConfig(**unet_kwargs)
+        cfg = validated(UNetConfig, unet_kwargs, "unet_config")
         self.config = cfg
         mc, ted = cfg.model_channels, cfg.time_embed_dim
         self.time_embed = nn.Sequential(nn.Linear(mc, ted), nn.SiLU(), nn.Linear(ted, ted))

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from eyeoct.data.transforms import unit_to_uint8
-from eyeoct.metrics import psnr_per_volume, ssim_per_image
+from ldm.metrics import psnr_per_volume, ssim_per_image
 from ldm.models.diffusion.samplers import DEFAULT_SAMPLER, sampler_class
 
 logger = logging.getLogger(__name__)

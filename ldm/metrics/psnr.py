@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from eyeoct.metrics._tensors import as_float_pair, check_data_range
+from ldm.metrics._tensors import as_float_pair, check_data_range
 
 
 def _psnr(pred, target, data_range, reduce_dims: int, name: str, dtype) -> torch.Tensor:

@@ -3,13 +3,13 @@
 Defaults reproduced: 7x7 uniform window, sample covariance (N/(N-1), N=49), K1=0.01, K2=0.03,
 mean of the SSIM map over the valid region (a border of 3 pixels cropped). Because the border is
 cropped, skimage's reflect-padded filter equals a 'valid' box filter, which is what we compute.
-Every 2-D image is scored on its own: a [6,H,W] volume gives six values, never one 3-D SSIM.
+Every 2-D image is scored on its own: a [C,H,W] stack gives C values, never one 3-D SSIM.
 """
 from __future__ import annotations
 
 import torch
 
-from eyeoct.metrics._tensors import as_float_pair, check_data_range
+from ldm.metrics._tensors import as_float_pair, check_data_range
 
 WIN_SIZE = 7
 K1 = 0.01

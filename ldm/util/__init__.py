@@ -1,0 +1,1 @@
+"""Generic helpers of the latent-diffusion parts: config blocks, atomic files, checkpoint reading."""

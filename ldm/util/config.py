@@ -1,0 +1,153 @@
+"""Building objects from `target:`/`params:` config blocks, with an allow-list of importable packages.
+
+`instantiate_from_config` only imports targets under `allowed_target_prefixes()`: `ldm.`, `torch.` and
+`pytorch_lightning.`, plus the prefixes that packages building on `ldm` add for themselves with
+`allow_target_prefix` when they are imported (`cldm.`, and the application's own package). Anything else
+is an error naming the target.
+
+Config blocks that are not targets themselves (a model's architecture, its ControlNet settings) are read
+into frozen dataclasses with `validated`: an unknown key is an error naming it and the allowed keys, a
+former key name (`FORMER_NAMES`) one naming the key to use instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from typing import Any, Iterable, Mapping, TypeVar
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+SOURCES_KEY = "config_files"  # where a loaded config lists the files it was merged from
+_allowed_prefixes: list[str] = ["ldm.", "torch.", "pytorch_lightning."]
+# Keys renamed so that one thing has one name everywhere: former name -> the key to use instead.
+FORMER_NAMES = {
+    "norm_groups": "num_groups",
+    "betas": "adam_betas",
+    "lpips_backbone": "perceptual (a target/params block; its LPIPS takes backbone_weights)",
+    "lpips_linear": "perceptual (a target/params block; its LPIPS takes linear_weights)",
+    "lpips_net": "perceptual (a target/params block; its LPIPS takes net)",
+}
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config file, key, override or target that cannot be used as given."""
+
+
+def allow_target_prefix(prefix: str) -> None:
+    """Let config targets under package `prefix` (e.g. ``"cldm."``) be instantiated."""
+    if not prefix.endswith("."):
+        raise ValueError(f"a target prefix names a package and ends with '.', got {prefix!r}")
+    if prefix not in _allowed_prefixes:
+        _allowed_prefixes.append(prefix)
+
+
+def allowed_target_prefixes() -> tuple[str, ...]:
+    """The prefixes a config target must start with, in the order they were allowed."""
+    return tuple(_allowed_prefixes)
+
+
+def _sources(cfg: DictConfig) -> str:
+    files = OmegaConf.select(cfg, SOURCES_KEY, default=None)
+    return ", ".join(files) if files else "(no file)"
+
+
+def require(cfg: DictConfig, key: str) -> Any:
+    """Return `cfg[key]` for a dotted key, or raise naming the key and the config files."""
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(
+            f"required config key '{key}' has no value (it is '???') in {_sources(cfg)}; "
+            f"set it in a YAML file or on the command line as {key}=..."
+        ) from err
+    if value is None:
+        raise ConfigError(
+            f"required config key '{key}' is missing in {_sources(cfg)}; "
+            f"set it in a YAML file or on the command line as {key}=..."
+        )
+    return value
+
+
+def get_obj_from_str(target: str) -> Any:
+    """Import `package.module.Name` after checking it against the allow-list."""
+    allowed = allowed_target_prefixes()
+    if not isinstance(target, str) or not target.startswith(allowed):
+        raise ConfigError(f"config target {target!r} is not allowed: targets must start with one of "
+                          f"{', '.join(allowed)}")
+    module_name, _, attr = target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(f"config target {target!r}: cannot import module {module_name!r}: {err}") from err
+    if not hasattr(module, attr):
+        raise ConfigError(f"config target {target!r}: module {module_name!r} has no attribute {attr!r}")
+    return getattr(module, attr)
+
+
+def to_container(node: Any) -> Any:
+    """Plain Python containers (dicts and lists) from an OmegaConf node; other values pass through."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def check_keys(where: str, block: Any, allowed: Iterable[str]) -> None:
+    """Raise `ConfigError` unless `block` is a mapping whose keys are all in `allowed` (a former key name
+    is reported with the key that replaced it)."""
+    allowed = list(allowed)
+    if not isinstance(block, Mapping):
+        raise ConfigError(f"{where} must be a mapping of {allowed}, got {block!r}")
+    former = sorted(key for key in block if key not in allowed and key in FORMER_NAMES)
+    if former:
+        raise ConfigError(f"{where}: " + "; ".join(f"'{key}' is a former name, use {FORMER_NAMES[key]} instead"
+                                                   for key in former))
+    unknown = sorted(set(block) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {unknown}; allowed: {allowed}")
+
+
+def validated(cls: type[T], block: Mapping[str, Any] | None, where: str) -> T:
+    """The dataclass `cls` built from the config block `block` (None: every default), after `check_keys`;
+    a missing required key is an error naming it."""
+    block = to_container(block) if block is not None else {}
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    check_keys(where, block, [f.name for f in fields])
+    missing = [f.name for f in fields if f.name not in block and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{where} needs the key(s) {missing}")
+    return cls(**block)
+
+
+def check_params(where: str, factory: Any, params: Mapping[str, Any]) -> None:
+    """`check_keys` of the keyword arguments `params` for `factory`, when its signature lists them all
+    (no ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except ValueError:  # some builtins have no inspectable signature; the call itself checks
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    check_keys(where, params, [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL])
+
+
+def instantiate_from_config(node: Mapping | DictConfig, **extra_kwargs: Any) -> Any:
+    """Build `target(**params, **extra_kwargs)` from a `target:`/`params:` block."""
+    if node is None or "target" not in node:
+        shown = OmegaConf.to_yaml(node) if isinstance(node, DictConfig) else repr(node)
+        raise ConfigError(f"expected a block with a 'target:' key, got:\n{shown}")
+    factory = get_obj_from_str(node["target"])
+    params = to_container(node.get("params", None)) or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"'params' of target {node['target']!r} must be a mapping, got {params!r}")
+    check_params(f"params of {node['target']!r}", factory, params)
+    try:
+        inspect.signature(factory).bind(**params, **extra_kwargs)
+    except TypeError as err:
+        raise ConfigError(f"cannot build {node['target']!r} with params {sorted(params)}: {err}") from err
+    except ValueError:  # some builtins have no inspectable signature; let the call itself check
+        pass
+    return factory(**params, **extra_kwargs)
