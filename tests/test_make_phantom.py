@@ -1,4 +1,4 @@
-"""Tests of the phantom dataset writer (scripts/make_phantom.py and eyeoct.data.phantom_export)."""
+"""Tests of the phantom dataset writer (scripts/make_phantom.py and eyeoct.data.phantom.export)."""
 import csv
 import importlib.util
 import json
@@ -13,7 +13,7 @@ from eyeoct.data.aptos import load_aptos_cases
 from eyeoct.data.folder import load_folder_cases
 from eyeoct.data.images import read_oct_slice
 from eyeoct.data.phantom import PhantomConfig, render_case
-from eyeoct.data.phantom_export import write_phantom_dataset
+from eyeoct.data.phantom.export import write_phantom_dataset
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_phantom.py"
 

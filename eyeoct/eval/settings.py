@@ -7,7 +7,7 @@ import torch
 
 from eyeoct.eval.metric_plan import check_metric_names
 from eyeoct.eval.statistics import DEFAULT_LEVEL, DEFAULT_RESAMPLES
-from eyeoct.volume_io import NUM_SLICES
+from eyeoct.case_layout import NUM_SLICES
 
 
 def resolve_device(name: str | None) -> str:

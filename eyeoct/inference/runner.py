@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 import torch
 
+from eyeoct.case_layout import NUM_SLICES
 from eyeoct.data.errors import DataError
 from eyeoct.data.images import read_rgb
 from eyeoct.data.transforms import cf_to_tensor, preprocess_cf
@@ -153,8 +154,8 @@ def _sample_batch(model: SamplingModel, cf: torch.Tensor, seeds: list[int], opti
         volumes = model.sample(cf, steps=options.steps, eta=options.eta, guidance_scale=options.guidance,
                                generator=sample_generators(seeds, cf.device), sampler=options.sampler,
                                precision=options.precision)
-    if volumes.ndim != 4 or volumes.shape[:2] != (cf.shape[0], 6):
-        raise RuntimeError(f"model.sample returned shape {tuple(volumes.shape)}, expected [{cf.shape[0]},6,H,W]")
+    if volumes.ndim != 4 or volumes.shape[:2] != (cf.shape[0], NUM_SLICES):
+        raise RuntimeError(f"model.sample returned shape {tuple(volumes.shape)}, expected [{cf.shape[0]},{NUM_SLICES},H,W]")
     bad = [name for name, v in zip(names, volumes) if not torch.isfinite(v).all()]
     if bad:
         raise RuntimeError(f"model produced NaN/inf values for {', '.join(bad)}")
