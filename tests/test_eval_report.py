@@ -18,7 +18,7 @@ from scipy.ndimage import gaussian_filter
 from eyeoct.data.phantom import PhantomConfig, render_case
 from eyeoct.eval import EvaluationSettings, MetricUnavailableError, compare_methods
 from eyeoct.eval.image_rows import GAP, HEADER, pick_examples, tile_size
-from eyeoct.eval.settings import resolve_device
+from eyeoct.devices import resolve_device
 from eyeoct.eval.statistics import Bootstrap
 from eyeoct.volume_io import write_volume
 

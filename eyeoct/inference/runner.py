@@ -26,7 +26,7 @@ from eyeoct.inference.case_writer import CaseWriter
 from eyeoct.inference.index_file import IndexRow, IndexWriter, RunRecord
 from eyeoct.inference.input_check import OK, UNREADABLE, check_fundus_photo
 from eyeoct.inference.inputs import InferenceInput
-from eyeoct.inference.layout import OutputLayout, check_case_ids, check_output_dir, prepare_output_dir
+from eyeoct.inference.layout import OutputLayout, check_case_ids, check_output_dir, reset_output_dir
 from eyeoct.inference.seeding import sample_generators, sample_seed
 from eyeoct.inference.statistics import SUBMIT_MODES
 from eyeoct.progress import progress_bar
@@ -203,7 +203,7 @@ def run_inference(model: SamplingModel, prepare_cf: Callable[[np.ndarray], torch
     check_case_ids([item.case_id for item in inputs])
     layout = check_output_dir(out_dir, overwrite)
     good, skipped, verdicts = _checked_inputs(inputs, prepare_cf, options)
-    prepare_output_dir(layout)
+    reset_output_dir(layout)
     record = RunRecord(seed=options.seed, sampler=options.sampler, steps=options.steps, guidance=options.guidance,
                        eta=options.eta, precision=options.precision, checkpoint=options.checkpoint)
     writer = CaseWriter(layout, options.ext, options.size, options.submit, record)
