@@ -11,7 +11,7 @@ from eyeoct.config import instantiate_from_config, load_config
 from eyeoct.data.datasets import PhantomDataset
 from eyeoct.metrics import ssim_per_image
 from ldm.modules.distributions import DiagonalGaussianDistribution
-from script_helpers import script_main
+from script_helpers import script_main, the_run_dir
 
 TINY_CONFIG = "configs/dm/tiny_test.yaml"
 TRAIN_STEPS = 1200  # measured own vs other CF (g=3): 900 steps 0.680 vs 0.600, 1200 steps 0.785 vs 0.503 (4/4 eyes);
@@ -31,7 +31,7 @@ def fixed_loss(model, batches, seeds=(0, 1, 2)) -> float:
 def test_train_dm_runs_logs_grids_and_lowers_the_loss(repo_root, tmp_path):
     overrides = [f"run.root={tmp_path}", "trainer.max_steps=30", "trainer.val_check_interval=15"]
     script_main("train_dm")(["--config", str(repo_root / TINY_CONFIG), *overrides])
-    (run_dir,) = list((tmp_path / "dm_tiny_test").iterdir())
+    run_dir = the_run_dir(tmp_path, "dm_tiny_test")
     assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     spec = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["first_stage_spec"]
     assert spec["target"] == "ldm.models.autoencoder.AutoencoderKL" and spec["scale_factor"] == 1.0
@@ -71,7 +71,7 @@ def test_ema_steps_once_per_optimiser_step_with_gradient_accumulation(repo_root,
     overrides = [f"run.root={tmp_path}", "trainer.max_steps=3", "trainer.accumulate_grad_batches=2",
                  "trainer.val_check_interval=4", "callbacks=[]"]
     script_main("train_dm")(["--config", str(repo_root / TINY_CONFIG), *overrides])
-    (run_dir,) = list((tmp_path / "dm_tiny_test").iterdir())
+    run_dir = the_run_dir(tmp_path, "dm_tiny_test")
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 3  # six micro-batches
     assert ckpt["state_dict"]["ema._extra_state"] == {"num_updates": 3}
