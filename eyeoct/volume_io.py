@@ -24,7 +24,8 @@ def write_volume(out_dir: str | Path, stem: str, slices: np.ndarray, ext: str = 
     """Write uint8 slices [NUM_SLICES,H,W] as `out_dir/<stem>/<stem>_{0..5}.<ext>`; `size` is (width, height)."""
     slices = np.asarray(slices)
     if slices.ndim != 3 or slices.shape[0] != NUM_SLICES or slices.dtype != np.uint8:
-        raise VolumeIOError(f"volume {stem!r}: expected uint8 slices of shape [{NUM_SLICES},H,W], got {slices.dtype} {slices.shape}")
+        raise VolumeIOError(f"volume {stem!r}: expected uint8 slices of shape [{NUM_SLICES},H,W], "
+                            f"got {slices.dtype} {slices.shape}")
     case_dir = Path(out_dir) / stem
     case_dir.mkdir(parents=True, exist_ok=True)
     paths = slice_paths(case_dir, case_prefix(stem), ext)

@@ -31,7 +31,8 @@ def aptos_phantom(tmp_path_factory):
     """`(out folder, counts)` of make_phantom.py writing 7 eyes in the APTOS layout (5 train, 2 of them two-panel)."""
     out = tmp_path_factory.mktemp("phantom") / "phantom"
     counts = script_main("make_phantom")(["--out", str(out), "--n", "7", "--seed", "3", "--cf-size", "48",
-                                          "--oct-size", "40x64", "--val-fraction", "0.3", "--two-panel-fraction", "0.4"])
+                                          "--oct-size", "40x64", "--val-fraction", "0.3",
+                                          "--two-panel-fraction", "0.4"])
     return out, counts
 
 

@@ -5,10 +5,11 @@
 
 `<ext>` is any of `eyeoct.case_layout.IMAGE_EXTENSIONS` (png first when a slice exists in several
 formats). Folder names are the case ids. Every sub-folder of `<root>` (except hidden ones) must be a
-case; plain files in `<root>` are ignored. Cases without OCT (for inference) hold only `cf.<ext>`: load them with `require_oct=False`. Images are read as in the
-APTOS reader: CF in any mode or bit depth, B-scans grayscale with two-panel exports cropped.
-By default every eye is its own group in train/val splits; name folders `<patient><sep><eye>` and
-pass `patient_separator=<sep>` to keep both eyes of a patient on the same side.
+case; plain files in `<root>` are ignored. Cases without OCT (for inference) hold only `cf.<ext>`: load
+them with `require_oct=False`. Images are read as in the APTOS reader: CF in any mode or bit depth,
+B-scans grayscale with two-panel exports cropped. By default every eye is its own group in train/val
+splits; name folders `<patient><sep><eye>` and pass `patient_separator=<sep>` to keep both eyes of a
+patient on the same side.
 """
 from __future__ import annotations
 

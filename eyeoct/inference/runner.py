@@ -155,7 +155,8 @@ def _sample_batch(model: SamplingModel, cf: torch.Tensor, seeds: list[int], opti
                                generator=sample_generators(seeds, cf.device), sampler=options.sampler,
                                precision=options.precision)
     if volumes.ndim != 4 or volumes.shape[:2] != (cf.shape[0], NUM_SLICES):
-        raise RuntimeError(f"model.sample returned shape {tuple(volumes.shape)}, expected [{cf.shape[0]},{NUM_SLICES},H,W]")
+        raise RuntimeError(f"model.sample returned shape {tuple(volumes.shape)}, "
+                           f"expected [{cf.shape[0]},{NUM_SLICES},H,W]")
     bad = [name for name, v in zip(names, volumes) if not torch.isfinite(v).all()]
     if bad:
         raise RuntimeError(f"model produced NaN/inf values for {', '.join(bad)}")

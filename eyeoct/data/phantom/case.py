@@ -135,7 +135,8 @@ def render_case(seed: int, index: int, config: PhantomConfig | None = None, nois
 
 def true_boundary_rows(case: PhantomCase, names: tuple[str, ...] = ("ilm", "rpe_bottom")) -> dict[str, np.ndarray]:
     """Where the renderer put the named layer boundaries of `case`'s six B-scans: fractional rows [6, W] each
-    (see `eyeoct.data.phantom.oct.boundary_rows`). "ilm" is the inner limiting membrane, "rpe_bottom" the RPE's outer edge."""
+    (see `eyeoct.data.phantom.oct.boundary_rows`). "ilm" is the inner limiting membrane, "rpe_bottom" the RPE's
+    outer edge."""
     config = PhantomConfig(**case.meta["config"])
     return boundary_rows(case.geometry, config.oct_height, config.oct_width, config.scan_length_mm,
                          config.scan_depth_mm, names)
