@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eyeoct.data.datasets import AptosDataset  # noqa: E402
 from eyeoct.data.phantom import PhantomConfig, render_case  # noqa: E402
-from eyeoct.data.phantom_export import write_phantom_dataset  # noqa: E402
+from eyeoct.data.phantom.export import write_phantom_dataset  # noqa: E402
 
 CF_SIZE, OCT_SIZE = 256, (256, 384)
 

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eyeoct.data.check import check_data  # noqa: E402
-from eyeoct.data.phantom_export import write_phantom_dataset  # noqa: E402
+from eyeoct.data.phantom.export import write_phantom_dataset  # noqa: E402
 
 
 def data_block(csv: Path, cache: Path, workers: int):

@@ -85,12 +85,6 @@ def load_training_config(args: argparse.Namespace) -> tuple[DictConfig, Path | N
     return load_config(args.config, args.overrides), None, None
 
 
-def config_from_args(args: argparse.Namespace) -> tuple[DictConfig, Path, Path | None]:
-    """Return `(config, run_dir, checkpoint_to_resume_or_None)` and write the config into the run folder."""
-    cfg, run_dir, ckpt = load_training_config(args)
-    return cfg, *prepare_run_dir(cfg, args, run_dir, ckpt)
-
-
 def prepare_run_dir(cfg: DictConfig, args: argparse.Namespace, run_dir: Path | None,
                     ckpt: Path | None) -> tuple[Path, Path | None]:
     """The run folder of `load_training_config`'s result, created (new run) and given its config file."""

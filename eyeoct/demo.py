@@ -33,7 +33,7 @@ from eyeoct.eval.report import Picture, render_html
 from eyeoct.inference.inputs import collect_inputs
 from eyeoct.inference.loading import load_inference_model
 from eyeoct.inference.runner import InferenceOptions, cf_preparer, run_inference
-from eyeoct.runs import CONFIG_NAME, claim_run_dir, create_run_dir
+from eyeoct.runs import CONFIG_NAME, claim_run_dir, create_run_dir, run_files
 from eyeoct.training import run_training
 from ldm.models.diffusion.samplers import DEFAULT_SAMPLER
 
@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 AE_CONFIG, DM_CONFIG = "ae/phantom_demo", "dm/phantom_demo"  # packaged configs (eyeoct.config.resolve_config_path)
 HELDOUT_PART = "test"
-METHODS = ("model", "mean", "nn_pixel", "nn_encoder", "ceiling", "oracle")
+DEMO_METHODS = ("model", "mean", "nn_pixel", "nn_encoder", "ceiling", "oracle")
 METHOD_DESCRIPTIONS = {
     "model": "the trained model, per-pixel mean of its samples per eye",
     "mean": "the mean training volume, the same for every eye",
@@ -151,7 +151,7 @@ def run_demo(settings: DemoSettings) -> Path:
     start = _stage("2/6 stage 2: fundus-conditioned latent diffusion")
     dm_cfg = configs["dm"]
     _train(dm_cfg, demo_dir / "dm")
-    dm_config, dm_ckpt = demo_dir / "dm" / CONFIG_NAME, demo_dir / "dm" / "checkpoints" / "last.ckpt"
+    dm_config, dm_ckpt = run_files(demo_dir / "dm")
     timings["stage2_s"] = time.perf_counter() - start
 
     start = _stage("3/6 baselines: mean volume, nearest neighbour (pixels, CF encoder), CF-information ceiling, "
@@ -182,7 +182,7 @@ def run_demo(settings: DemoSettings) -> Path:
     timings["inference_s"] = time.perf_counter() - start
 
     start = _stage("5/6 evaluation against the held-out ground truth")
-    pred_dirs = {"model": predictions / "heldout", **{m: folders[m] for m in METHODS if m in folders}}
+    pred_dirs = {"model": predictions / "heldout", **{m: folders[m] for m in DEMO_METHODS if m in folders}}
     heldout = data.heldout[0]
     axial_um = (1000.0 * heldout.config.scan_depth_mm / heldout.config.oct_height
                 if isinstance(heldout, PhantomDataset) else None)

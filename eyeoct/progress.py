@@ -1,4 +1,5 @@
-"""One progress bar for the long loops a user waits for (inference, baselines, phantom export)."""
+"""One progress bar for the long loops a user waits for (inference, baselines, phantom export, data check,
+evaluation): the only place in eyeoct that makes a tqdm bar."""
 from __future__ import annotations
 
 from typing import Iterable

@@ -11,6 +11,7 @@ from pathlib import Path
 
 RUN_DIR_ENV = "EYEOCT_RUN_DIR"
 CONFIG_NAME = "config.yaml"
+CHECKPOINT_FOLDER = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 
 
@@ -27,7 +28,7 @@ def process_rank() -> int:
     return 0
 
 
-RUN_SUBFOLDERS = ("checkpoints", "samples")
+RUN_SUBFOLDERS = (CHECKPOINT_FOLDER, "samples")
 
 
 def _make_subfolders(run_dir: Path, subfolders: tuple[str, ...] = RUN_SUBFOLDERS) -> Path:
@@ -62,15 +63,22 @@ def claim_run_dir(path: str | Path) -> Path:
     return run_dir
 
 
+def run_files(run_dir: str | Path, ckpt: str | Path | None = None) -> tuple[Path, Path]:
+    """`(config, checkpoint)` of a run folder: `run_dir/config.yaml` and `ckpt`, by default
+    `run_dir/checkpoints/last.ckpt` (neither checked to exist)."""
+    run_dir = Path(run_dir)
+    return run_dir / CONFIG_NAME, Path(ckpt) if ckpt is not None else run_dir / CHECKPOINT_FOLDER / LAST_CHECKPOINT
+
+
 def resolve_resume(path: str | Path) -> tuple[Path, Path]:
     """Return `(run_dir, checkpoint)` for a run folder or a checkpoint file inside `run_dir/checkpoints/`."""
     path = Path(path)
     if path.is_dir():
-        run_dir, ckpt = path, path / "checkpoints" / LAST_CHECKPOINT
+        run_dir, ckpt = path, run_files(path)[1]
         if not ckpt.is_file():
             raise RunDirError(f"cannot resume {run_dir}: expected the checkpoint {ckpt}, which does not exist")
     elif path.is_file():
-        if path.parent.name != "checkpoints":
+        if path.parent.name != CHECKPOINT_FOLDER:
             raise RunDirError(f"cannot resume from {path}: expected a checkpoint inside <run_dir>/checkpoints/")
         run_dir, ckpt = path.parent.parent, path
     else:

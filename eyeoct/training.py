@@ -17,10 +17,10 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from eyeoct.config import ConfigError, instantiate_from_config, require, to_container
 from eyeoct.data.datamodule import EyeOCTDataModule
-from ldm.util.files import atomic_write
-from eyeoct.runs import LAST_CHECKPOINT, RUN_DIR_ENV
+from eyeoct.runs import CHECKPOINT_FOLDER, RUN_DIR_ENV, run_files
 from eyeoct.speed import SpeedSettings, apply_to_model, apply_to_process, trainer_arguments
 from ldm.randomness import StepRandomness
+from ldm.util.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
     ckpt_cfg = OmegaConf.select(cfg, "checkpoint", default=None) or {}
     monitor = ckpt_cfg.get("monitor")
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
+        dirpath=run_dir / CHECKPOINT_FOLDER,
         filename="best-{step}" if monitor else "step-{step}",
         monitor=monitor,
         mode=ckpt_cfg.get("mode", "min"),
@@ -71,7 +71,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
         enable_version_counter=False,  # a resumed run keeps writing last.ckpt, never last-v1.ckpt
     )
     callbacks: list[pl.Callback] = [checkpoint, LearningRateMonitor(logging_interval="step"),
-                                    SaveLastOnTrainEnd(run_dir / "checkpoints" / LAST_CHECKPOINT)]
+                                    SaveLastOnTrainEnd(run_files(run_dir)[1])]
     for node in OmegaConf.select(cfg, "callbacks", default=None) or []:
         callbacks.append(instantiate_from_config(node))
     return callbacks
@@ -149,5 +149,5 @@ def run_training(cfg: DictConfig, run_dir: Path, ckpt_path: Path | None = None) 
         # our datamodule resumes mid-epoch through its own checkpoint state, which Lightning does not see
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
-    logger.info("finished at step %d; checkpoints in %s", trainer.global_step, run_dir / "checkpoints")
+    logger.info("finished at step %d; checkpoints in %s", trainer.global_step, run_dir / CHECKPOINT_FOLDER)
     return trainer, model

@@ -1,7 +1,8 @@
 """Reading and writing OCT volumes in the APTOS-2024 submission layout.
 
 A volume of case `<stem>` is the folder `<root>/<stem>/` holding `<stem>_0.<ext>` ... `<stem>_5.<ext>`,
-one grayscale B-scan per file (slice k = channel k).
+one grayscale B-scan per file (slice k = channel k); file names and extension order are those of
+`eyeoct.case_layout`.
 """
 from __future__ import annotations
 
@@ -10,28 +11,24 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-NUM_SLICES = 6
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from eyeoct.case_layout import (NUM_SLICES, MissingSlicesError, case_prefix, find_slice_files, has_slices,
+                                 slice_paths)
 
 
 class VolumeIOError(ValueError):
     """A volume folder that does not hold six readable slices."""
 
 
-def slice_paths(case_dir: Path, stem: str, ext: str) -> list[Path]:
-    """The six slice file names of one case folder."""
-    return [case_dir / f"{stem}_{k}.{ext.lstrip('.')}" for k in range(NUM_SLICES)]
-
-
 def write_volume(out_dir: str | Path, stem: str, slices: np.ndarray, ext: str = "png",
                  size: tuple[int, int] | None = None, jpeg_quality: int = 95) -> list[Path]:
-    """Write uint8 slices [6,H,W] as `out_dir/<stem>/<stem>_{0..5}.<ext>`; `size` is (width, height)."""
+    """Write uint8 slices [NUM_SLICES,H,W] as `out_dir/<stem>/<stem>_{0..5}.<ext>`; `size` is (width, height)."""
     slices = np.asarray(slices)
     if slices.ndim != 3 or slices.shape[0] != NUM_SLICES or slices.dtype != np.uint8:
-        raise VolumeIOError(f"volume {stem!r}: expected uint8 slices of shape [6,H,W], got {slices.dtype} {slices.shape}")
+        raise VolumeIOError(f"volume {stem!r}: expected uint8 slices of shape [{NUM_SLICES},H,W], "
+                            f"got {slices.dtype} {slices.shape}")
     case_dir = Path(out_dir) / stem
     case_dir.mkdir(parents=True, exist_ok=True)
-    paths = slice_paths(case_dir, stem, ext)
+    paths = slice_paths(case_dir, case_prefix(stem), ext)
     for path, array in zip(paths, slices):
         image = Image.fromarray(array, mode="L")
         if size is not None and image.size != tuple(size):
@@ -40,21 +37,16 @@ def write_volume(out_dir: str | Path, stem: str, slices: np.ndarray, ext: str = 
     return paths
 
 
-def _find_slice(case_dir: Path, stem: str, k: int) -> Path:
-    for ext in IMAGE_EXTENSIONS:
-        for candidate in (case_dir / f"{stem}_{k}{ext}", case_dir / f"{stem}_{k}{ext.upper()}"):
-            if candidate.is_file():
-                return candidate
-    raise VolumeIOError(f"case {stem!r}: slice {k} missing, expected {case_dir / f'{stem}_{k}'}.<png|jpg|...>")
-
-
 def read_volume(case_dir: str | Path) -> np.ndarray:
     """Read `case_dir/<stem>_{0..5}.*` (stem = folder name) as uint8 [6,H,W] grayscale."""
     case_dir = Path(case_dir)
     stem = case_dir.name
+    try:
+        paths = find_slice_files(case_dir, case_prefix(stem))
+    except MissingSlicesError as err:
+        raise VolumeIOError(f"case {stem!r}: {err}") from err
     arrays = []
-    for k in range(NUM_SLICES):
-        path = _find_slice(case_dir, stem, k)
+    for path in paths:
         try:
             with Image.open(path) as image:
                 arrays.append(np.asarray(image.convert("L")))
@@ -67,8 +59,8 @@ def read_volume(case_dir: str | Path) -> np.ndarray:
 
 
 def list_volume_cases(root: str | Path) -> list[str]:
-    """Sorted stems of the case folders under `root` (folders holding a `<stem>_0.*` file)."""
+    """Sorted stems of the case folders under `root` (folders holding a `<stem>_0.<ext>` image)."""
     root = Path(root)
     if not root.is_dir():
         raise VolumeIOError(f"volume folder not found: {root}")
-    return sorted(d.name for d in root.iterdir() if d.is_dir() and any(d.glob(f"{d.name}_0.*")))
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and has_slices(d, case_prefix(d.name)))

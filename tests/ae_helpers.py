@@ -1,29 +1,26 @@
 """Shared pieces of the stage-1 tests: the train_ae.py entry point and reading a run folder."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from script_helpers import REPO_ROOT, script_main, script_path, the_run_dir
+
 TINY_CONFIG = REPO_ROOT / "configs" / "ae" / "tiny_test.yaml"
-TRAIN_AE = REPO_ROOT / "scripts" / "train_ae.py"
+TRAIN_AE = script_path("train_ae")
+RUN_NAME = "ae_tiny_test"
 
 
 def train_ae_main():
-    """`main(argv)` of scripts/train_ae.py (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("train_ae_script", TRAIN_AE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    """`main(argv)` of scripts/train_ae.py."""
+    return script_main("train_ae")
 
 
-def only_run_dir(root: Path, name: str = "ae_tiny_test") -> Path:
-    runs = sorted((root / name).iterdir())
-    assert len(runs) == 1, runs
-    return runs[0]
+def only_run_dir(root: Path) -> Path:
+    """The single run folder of the tiny stage-1 config under `root`."""
+    return the_run_dir(root, RUN_NAME)
 
 
 def tensorboard_events(run_dir: Path) -> EventAccumulator:

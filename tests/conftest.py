@@ -1,10 +1,10 @@
 """Test-wide settings: no hub access, deterministic CPU runs, the repository root on hand, and the `slow`
 marker (deselected unless asked for with `-m slow`)."""
 import os
-from pathlib import Path
-
 import pytest
 import torch
+
+from script_helpers import REPO_ROOT
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -12,7 +12,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tiny models run faster on one thread, and the suite stays fast when other processes share the cores.
 torch.set_num_threads(1)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config):
@@ -29,5 +28,5 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def repo_root() -> Path:
+def repo_root():
     return REPO_ROOT

@@ -1,23 +1,36 @@
-"""Running the scripts of scripts/ from tests: in this process, or as a subprocess that can be killed."""
+"""The repository root and the scripts of scripts/ for tests: run in this process, or as a subprocess that can be
+killed (with `script_env`)."""
 from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
+from eyeoct.cli import load_training_config, prepare_run_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def script_path(name: str) -> Path:
+    return REPO_ROOT / "scripts" / f"{name}.py"
 
 
 def script_main(name: str):
     """`main(argv)` of scripts/<name>.py (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO_ROOT / "scripts" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"script_{name}", script_path(name))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+def config_from_args(args) -> tuple:
+    """`(config, run_dir, checkpoint to resume or None)` as the training commands get them, the config written into
+    the run folder (`eyeoct.commands.train_common`)."""
+    cfg, run_dir, ckpt = load_training_config(args)
+    return cfg, *prepare_run_dir(cfg, args, run_dir, ckpt)
 
 
 def script_env() -> dict[str, str]:
@@ -31,7 +44,7 @@ def script_env() -> dict[str, str]:
 
 
 def script_command(name: str, *args: str) -> list[str]:
-    return [sys.executable, str(REPO_ROOT / "scripts" / f"{name}.py"), *args]
+    return [sys.executable, str(script_path(name)), *args]
 
 
 def the_run_dir(root: Path, name: str) -> Path:

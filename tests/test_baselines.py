@@ -1,5 +1,4 @@
 """Baselines on the tiny phantom and a synthetic APTOS layout: values against hand computations, layout, refusals."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,9 +16,9 @@ from eyeoct.data.datasets import PhantomDataset
 from eyeoct.data.phantom import PhantomConfig, render_case
 from eyeoct.eval import EvaluationSettings, evaluate_folder
 from eyeoct.volume_io import list_volume_cases, read_volume
+from script_helpers import REPO_ROOT, script_main
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_DATA = REPO / "configs" / "data" / "phantom_tiny.yaml"
+TINY_DATA = REPO_ROOT / "configs" / "data" / "phantom_tiny.yaml"
 TINY_PHANTOM = dict(cf_size=32, oct_height=32, oct_width=32)  # as in phantom_tiny.yaml
 TRAIN_INDICES = range(0, 8)
 HELDOUT_INDICES = [*range(1000, 1004), *range(2000, 2004)]
@@ -36,13 +35,6 @@ def tiny_encoder(tmp_path: Path):
     path = tmp_path / "tiny_encoder.yaml"
     path.write_text(yaml.safe_dump(TINY_ENCODER))
     return load_cf_encoder(path, seed=0), path
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("baselines_script", REPO / "scripts" / "baselines.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +135,7 @@ def test_script_refuses_a_non_empty_output_folder(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("x")
     with pytest.raises(SystemExit, match="not empty"):
-        load_script().main(["--data-config", str(TINY_DATA), "--out", str(out), "--which", "mean"])
+        script_main("baselines")(["--data-config", str(TINY_DATA), "--out", str(out), "--which", "mean"])
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     with pytest.raises(BaselineError, match="not empty"):
         run_baselines([], [], out, BaselineSettings(which=("mean",)))
@@ -167,7 +159,7 @@ def test_script_on_an_aptos_layout_skips_the_oracle_and_resizes(tmp_path):
     data_config = write_aptos_data_config(tmp_path)
     _, encoder_config = tiny_encoder(tmp_path)
     out = tmp_path / "out"
-    load_script().main(["--data-config", str(data_config), "--out", str(out),
+    script_main("baselines")(["--data-config", str(data_config), "--out", str(out),
                         "--cf-encoder-config", str(encoder_config),
                         "--size", "40x24", "--format", "jpg"])
     assert sorted(p.name for p in out.iterdir()) == sorted(["mean", "nn_pixel", "nn_encoder", GROUND_TRUTH])
@@ -186,7 +178,7 @@ def test_trained_encoder_comes_from_a_controlldm_checkpoint_with_ema_weights(tmp
     from eyeoct.config import instantiate_from_config
 
     torch.manual_seed(0)
-    config = REPO / "configs" / "dm" / "tiny_test.yaml"
+    config = REPO_ROOT / "configs" / "dm" / "tiny_test.yaml"
     model = instantiate_from_config(load_config([config]).model)
     with torch.no_grad():
         for p in model.cf_encoder.parameters():
@@ -217,7 +209,7 @@ def test_heldout_ids_repeated_across_sets_are_refused(tmp_path):
 
 def test_heldout_cases_without_oct_get_predictions_but_no_ground_truth(tmp_path):
     out = tmp_path / "out"
-    load_script().main(["--data-config", str(write_aptos_data_config(tmp_path)), "--out", str(out),
+    script_main("baselines")(["--data-config", str(write_aptos_data_config(tmp_path)), "--out", str(out),
                         "--parts", "predict", "--which", "mean,nn_pixel"])
     assert sorted(p.name for p in out.iterdir()) == ["mean", "nn_pixel"]
     assert len(list_volume_cases(out / "mean")) == 2

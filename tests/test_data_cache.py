@@ -1,6 +1,7 @@
 """The on-disk cache: keyed by preprocessing settings, identical to uncached reads, rebuilt when inputs change."""
 import json
 import os
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -8,8 +9,10 @@ import torch
 
 from data_synthetic import bscan_panel, save, write_aptos_layout
 from eyeoct.data import cache as cache_module
+from eyeoct.data import datasets
 from eyeoct.data.cache import ArrayCache, settings_key
 from eyeoct.data.datasets import AptosDataset, PhantomDataset
+from eyeoct.data.phantom import PHANTOM_VERSION
 
 
 def _npz_files(folder):
@@ -102,3 +105,16 @@ def test_temporary_names_are_unique_per_host_process_and_call(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(target, lambda handle: (_ for _ in ()).throw(RuntimeError("disk full")))
     assert list(tmp_path.iterdir()) == []  # nothing half-written is left behind
+
+
+def test_phantom_cache_key_is_its_version_constant_not_its_files(tmp_path, monkeypatch):
+    def no_file_hashing(paths):
+        raise AssertionError(f"the phantom key must not hash source files, got {paths}")
+
+    monkeypatch.setattr(datasets, "code_fingerprint", no_file_hashing)
+    dataset = PhantomDataset(seed=2, num_cases=1, phantom={"cf_size": 16}, cache_dir=tmp_path)
+    assert dataset.cache_settings() == {"kind": "phantom", "seed": 2, "noise_free": False,
+                                        "config": asdict(dataset.config), "version": PHANTOM_VERSION}
+    monkeypatch.setattr(datasets, "PHANTOM_VERSION", PHANTOM_VERSION + 1)
+    bumped = PhantomDataset(seed=2, num_cases=1, phantom={"cf_size": 16}, cache_dir=tmp_path)
+    assert bumped.cache.key != dataset.cache.key

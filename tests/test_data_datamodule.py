@@ -1,6 +1,4 @@
 """The DataModule built from the shipped data configs: batches, config switching, disjoint held-out eyes."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -9,8 +7,9 @@ import torch
 from data_synthetic import colour_fundus, save, write_aptos_layout
 from eyeoct.config import ConfigError, instantiate_from_config, load_config
 from eyeoct.data.datamodule import EyeOCTDataModule
+from script_helpers import REPO_ROOT
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "data"
+CONFIGS = REPO_ROOT / "configs" / "data"
 
 
 def _datamodule(name, *overrides):

@@ -7,7 +7,7 @@ import pytest
 from eyeoct.data.datasets import AptosDataset
 from eyeoct.data.images import locate_bscan_panel, read_gray
 from eyeoct.data.phantom import PhantomConfig, render_case
-from eyeoct.data.phantom_export import two_panel_slices, write_phantom_dataset
+from eyeoct.data.phantom.export import two_panel_slices, write_phantom_dataset
 
 CONFIG = PhantomConfig(cf_size=48, oct_height=48, oct_width=72)  # 72: the panel seam is not on a JPEG block edge
 SEED = 4

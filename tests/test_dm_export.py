@@ -13,6 +13,7 @@ from cldm.export import EXPORT_CONFIG, EXPORT_WEIGHTS, export_controlldm, load_e
 from eyeoct.commands import train_dm
 from eyeoct.inference.cli import main as infer
 from eyeoct.volume_io import read_volume
+from script_helpers import the_run_dir
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,7 @@ def run_dir(tmp_path_factory):
     """A real 2-step tiny stage-2 run (Lightning checkpoint, export written by the config's callback)."""
     root = tmp_path_factory.mktemp("runs")
     train_dm.main(["--config", "dm/tiny_test", f"run.root={root}", "trainer.max_steps=2", "--log-level", "WARNING"])
-    (folder,) = (root / "dm_tiny_test").iterdir()
-    return folder
+    return the_run_dir(root, "dm_tiny_test")
 
 
 @pytest.fixture(scope="module")

@@ -169,7 +169,7 @@ def trained_tiny():
     """The tiny stage-2 config trained for 40 steps on four phantom eyes (a stand-in first stage for speed)."""
     from eyeoct.config import instantiate_from_config, load_config
     from eyeoct.data.datasets import PhantomDataset
-    from tests.conftest import REPO_ROOT
+    from script_helpers import REPO_ROOT
     from tests.test_train_dm import TINY_CONFIG, PooledFirstStage
 
     torch.manual_seed(0)

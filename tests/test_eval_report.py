@@ -1,5 +1,4 @@
 """The comparison report (eyeoct.eval.compare_methods, scripts/evaluate.py with several --pred) on phantom eyes."""
-import importlib.util
 import json
 import os
 import re
@@ -17,10 +16,11 @@ from scipy.ndimage import gaussian_filter
 
 from eyeoct.data.phantom import PhantomConfig, render_case
 from eyeoct.eval import EvaluationSettings, MetricUnavailableError, compare_methods
+from eyeoct.devices import resolve_device
 from eyeoct.eval.image_rows import GAP, HEADER, pick_examples, tile_size
-from eyeoct.eval.settings import resolve_device
 from eyeoct.eval.statistics import Bootstrap
 from eyeoct.volume_io import write_volume
+from script_helpers import script_env, script_main, script_path
 
 PHANTOM = PhantomConfig(cf_size=48, oct_height=64, oct_width=96)
 IDS = [f"eye{i}" for i in range(5)]
@@ -48,28 +48,44 @@ def _settings(**kwargs):
                                  "device": "cpu", "progress": False, **kwargs})
 
 
-def test_comparison_tables_files_and_values(folders, tmp_path):
-    methods = {m: folders / m for m in ("oracle", "blur", "copy")}
-    comparison = compare_methods(methods, folders / "gt", tmp_path / "out", _settings(axial_um=30.0))
-    out = comparison.out_dir
+COMPARED = ("oracle", "blur", "copy")
+
+
+@pytest.fixture(scope="module")
+def comparison_out(folders, tmp_path_factory):
+    """The output folder of comparing oracle, blur and copy with the ground truth (oracle the reference)."""
+    methods = {m: folders / m for m in COMPARED}
+    out = tmp_path_factory.mktemp("out") / "out"
+    return compare_methods(methods, folders / "gt", out, _settings(axial_um=30.0)).out_dir
+
+
+def test_comparison_writes_every_file(comparison_out):
+    out = comparison_out
     for name in ("report.html", "per_case.csv", "metrics.csv", "metrics.json", "differences.csv", "differences.json",
                  "summary.json", "plots/metrics.png", "plots/ssim_per_slice.png", "plots/thickness_per_slice.png",
                  "plots/scatter_ssim.png"):
         assert (out / name).is_file(), name
-    per_case = pd.read_csv(out / "per_case.csv")
+
+
+def test_comparison_per_case_table(comparison_out):
+    per_case = pd.read_csv(comparison_out / "per_case.csv")
     assert list(per_case.columns[:4]) == ["method", "case", "pred_size", "gt_size"]
     assert {"ssim", "psnr", "thickness_mae_px", "thickness_mae_um", "thickness_gt_px", "ssim_5",
             "thickness_mae_px_5"} <= set(per_case.columns)
     assert len(per_case) == 3 * len(IDS) and per_case["gt_size"].eq("64x96").all()
     np.testing.assert_allclose(per_case["thickness_mae_um"], 30.0 * per_case["thickness_mae_px"])
 
+
+def test_comparison_metrics_are_bootstrap_means_with_intervals(comparison_out):
+    out = comparison_out
+    per_case = pd.read_csv(out / "per_case.csv")
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics.columns) == ["method", "metric", "label", "n", "n_total", "mean", "ci_low", "ci_high",
                                      "median", "std", "min", "max", "n_nonfinite"]
     pd.testing.assert_frame_equal(pd.DataFrame(json.loads((out / "metrics.json").read_text())), metrics,
                                   check_dtype=False, rtol=1e-12)
     bootstrap = Bootstrap(1000, 0)
-    for method in methods:
+    for method in COMPARED:
         values = per_case[per_case["method"] == method].set_index("case").loc[IDS, "ssim"].to_numpy()
         row = metrics[(metrics["method"] == method) & (metrics["metric"] == "ssim")].iloc[0]
         expected = bootstrap.mean_interval(values)
@@ -77,7 +93,14 @@ def test_comparison_tables_files_and_values(folders, tmp_path):
             (expected.mean, expected.ci_low, expected.ci_high), abs=1e-12)
     ssim = metrics.set_index(["method", "metric"])["mean"]
     assert ssim[("oracle", "ssim")] > ssim[("blur", "ssim")]
+    # identical volumes: PSNR inf for the copy's cases is left out of the interval and counted
+    psnr = metrics.set_index(["method", "metric"]).loc[("copy", "psnr")]
+    assert psnr["n"] == len(IDS) and psnr["n_nonfinite"] == 0  # the copy is compared with the speckled truth
 
+
+def test_comparison_differences_to_the_reference(comparison_out):
+    out = comparison_out
+    per_case = pd.read_csv(out / "per_case.csv")
     differences = pd.read_csv(out / "differences.csv").set_index(["method", "metric"])
     assert list(differences.reset_index().columns) == ["method", "metric", "reference", "label", "n", "mean",
                                                        "ci_low", "ci_high", "p_wilcoxon"]
@@ -89,11 +112,10 @@ def test_comparison_tables_files_and_values(folders, tmp_path):
     delta = np.array([by_case[("blur", c)] - by_case[("oracle", c)] for c in IDS])
     assert differences.loc[("blur", "ssim"), "mean"] == pytest.approx(delta.mean(), abs=1e-12)
     assert differences.loc[("blur", "ssim"), "p_wilcoxon"] == pytest.approx(stats.wilcoxon(delta).pvalue)
-    # identical volumes: PSNR inf for the copy's cases is left out of the interval and counted
-    psnr = metrics.set_index(["method", "metric"]).loc[("copy", "psnr")]
-    assert psnr["n"] == len(IDS) and psnr["n_nonfinite"] == 0  # the copy is compared with the speckled truth
 
-    summary = json.loads((out / "summary.json").read_text())
+
+def test_comparison_summary(comparison_out, folders):
+    summary = json.loads((comparison_out / "summary.json").read_text())
     assert summary["reference"] == "oracle" and list(summary["methods"]) == ["oracle", "blur", "copy"]
     assert summary["bootstrap"] == {"resamples": 1000, "seed": 0, "level": 0.95}
     assert summary["methods"]["blur"]["pred"] == str(folders / "blur")
@@ -160,20 +182,11 @@ def test_default_metrics_skip_what_cannot_run_and_explicit_ones_fail(folders, tm
     assert not (tmp_path / "e").exists()
 
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "evaluate.py"
+SCRIPT = script_path("evaluate")
 
 
 def _environment() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EYEOCT_")}  # no metric weights
-    return {**env, "PYTHONPATH": str(REPO)}
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("evaluate_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return {k: v for k, v in script_env().items() if not k.startswith("EYEOCT_")}  # no metric weights
 
 
 def test_cli_compares_named_folders_with_the_default_metrics(folders, tmp_path):
@@ -197,7 +210,7 @@ def test_cli_metric_asked_for_that_cannot_run_is_a_one_line_error(folders, tmp_p
     for var in ("EYEOCT_I3D_WEIGHTS", "EYEOCT_INCEPTION_WEIGHTS"):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(SystemExit) as exit_info:
-        _load_script().main(["--pred", str(folders / "oracle"), "--gt", str(folders / "gt"), "--metrics", metrics,
+        script_main("evaluate")(["--pred", str(folders / "oracle"), "--gt", str(folders / "gt"), "--metrics", metrics,
                              "--out", str(tmp_path / "bad")])
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -207,7 +220,7 @@ def test_cli_metric_asked_for_that_cannot_run_is_a_one_line_error(folders, tmp_p
 
 def test_cli_repeated_method_names_are_refused(folders, capsys):
     with pytest.raises(SystemExit):
-        _load_script().main(["--pred", f"a={folders / 'oracle'}", "--pred", f"a={folders / 'blur'}",
+        script_main("evaluate")(["--pred", f"a={folders / 'oracle'}", "--pred", f"a={folders / 'blur'}",
                              "--gt", str(folders / "gt")])
     assert "method names repeat" in capsys.readouterr().err
 

@@ -1,9 +1,7 @@
 """scripts/evaluate.py and eyeoct.eval on small folders with hand-checkable numbers."""
 import hashlib
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -12,6 +10,7 @@ import torch
 
 from eyeoct.eval import CaseMismatchError, EvaluationSettings, evaluate_folder, resize_volume
 from eyeoct.volume_io import write_volume
+from script_helpers import script_command, script_env
 
 
 def _volumes(seed, n, shape=(6, 24, 32)):
@@ -30,10 +29,9 @@ def test_identical_and_offset_cases_give_known_table(tmp_path, repo_root):
     pred = dict(gt)
     pred["case1"] = gt["case1"] + 10  # constant offset: MSE 100 -> PSNR 10*log10(255^2/100)
     gt_dir, pred_dir = _write_all(tmp_path / "gt", gt), _write_all(tmp_path / "pred", pred)
-    env = {**os.environ, "PYTHONPATH": str(repo_root)}
-    result = subprocess.run([sys.executable, str(repo_root / "scripts" / "evaluate.py"), "--pred", str(pred_dir),
-                             "--gt", str(gt_dir), "--metrics", "ssim,psnr,radial"],
-                            capture_output=True, text=True, env=env, check=True)
+    result = subprocess.run(script_command("evaluate", "--pred", str(pred_dir),
+                             "--gt", str(gt_dir), "--metrics", "ssim,psnr,radial"),
+                            capture_output=True, text=True, env=script_env(), check=True)
     out_dir = tmp_path / "pred_eval"
     assert json.loads(result.stdout)["out"] == str(out_dir)
     table = pd.read_csv(out_dir / "per_case.csv").set_index("case")

@@ -100,8 +100,8 @@ def test_retina_disc_is_found_and_kept_whole():
     assert fov.fit_error < 0.005 and fov.visible_arc > 0.95
 
 
-def test_cache_key_covers_the_field_of_view_code(tmp_path):
-    folder = Path(__file__).resolve().parents[1] / "eyeoct" / "data"
+def test_cache_key_covers_the_field_of_view_code(repo_root):
+    folder = repo_root / "eyeoct" / "data"
     code = ImageFilesDataset([], cf_size=32, oct_size=(32, 32)).cache_settings()["code"]
     assert code == code_fingerprint([folder / "images.py", folder / "transforms.py", folder / "fundus_fov.py"])
     assert code != code_fingerprint([folder / "images.py", folder / "transforms.py"])

@@ -25,7 +25,7 @@ def run_dir(tmp_path_factory):
     The zero-initialised output/zero convolutions are filled with small random values so the CF
     changes the output; the EMA shadows keep the construction-time values, so EMA and raw weights differ.
     """
-    from tests.conftest import REPO_ROOT
+    from script_helpers import REPO_ROOT
 
     torch.manual_seed(0)
     cfg = load_config([REPO_ROOT / "configs" / "dm" / "tiny_test.yaml"])
@@ -128,7 +128,7 @@ def test_cli_reports_bad_model_paths_and_refuses_a_full_output(run_dir, photos, 
 
 def test_a_moved_stage1_export_is_named_and_found_again_with_first_stage(tmp_path, photos):
     """A run copied to another machine: its config points at a stage-1 export that is not there."""
-    from tests.conftest import REPO_ROOT
+    from script_helpers import REPO_ROOT
 
     cfg = load_config([REPO_ROOT / "configs" / "dm" / "tiny_test.yaml"])
     torch.manual_seed(0)

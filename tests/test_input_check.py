@@ -7,7 +7,7 @@ from skimage import data as skdata
 
 from eyeoct.data.images import read_rgb
 from eyeoct.data.phantom import PhantomConfig, render_case
-from eyeoct.data.phantom_export import two_panel_slices
+from eyeoct.data.phantom.export import two_panel_slices
 from eyeoct.inference.input_check import (BLANK, GRAYSCALE, NO_FIELD_OF_VIEW, NOT_FUNDUS_COLOURS, OK,
                                           check_fundus_photo)
 

@@ -1,6 +1,5 @@
-"""Tests of the phantom dataset writer (scripts/make_phantom.py and eyeoct.data.phantom_export)."""
+"""Tests of the phantom dataset writer (scripts/make_phantom.py and eyeoct.data.phantom.export)."""
 import csv
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -13,16 +12,8 @@ from eyeoct.data.aptos import load_aptos_cases
 from eyeoct.data.folder import load_folder_cases
 from eyeoct.data.images import read_oct_slice
 from eyeoct.data.phantom import PhantomConfig, render_case
-from eyeoct.data.phantom_export import write_phantom_dataset
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_phantom.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("make_phantom", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from eyeoct.data.phantom.export import write_phantom_dataset
+from script_helpers import script_main
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[dict]]:
@@ -35,10 +26,18 @@ def _meta_records(root: Path) -> dict[str, dict]:
     return {r["name"]: r for r in map(json.loads, (root / "phantom_meta.jsonl").read_text().splitlines())}
 
 
-def test_script_writes_the_aptos_layout(tmp_path):
-    out = tmp_path / "phantom"
-    counts = _script().main(["--out", str(out), "--n", "7", "--seed", "3", "--cf-size", "48", "--oct-size", "40x64",
-                             "--val-fraction", "0.3", "--two-panel-fraction", "0.4"])
+@pytest.fixture(scope="module")
+def aptos_phantom(tmp_path_factory):
+    """`(out folder, counts)` of make_phantom.py writing 7 eyes in the APTOS layout (5 train, 2 of them two-panel)."""
+    out = tmp_path_factory.mktemp("phantom") / "phantom"
+    counts = script_main("make_phantom")(["--out", str(out), "--n", "7", "--seed", "3", "--cf-size", "48",
+                                          "--oct-size", "40x64", "--val-fraction", "0.3",
+                                          "--two-panel-fraction", "0.4"])
+    return out, counts
+
+
+def test_script_writes_the_aptos_layout(aptos_phantom):
+    out, counts = aptos_phantom
     assert counts == {"train": 5, "val": 2, "two_panel": 2}
     header, train = _csv_rows(out / "train" / "train.csv")
     assert header == ["PID", "CF_path", "OCT_path"] and len(train) == 5
@@ -62,7 +61,11 @@ def test_script_writes_the_aptos_layout(tmp_path):
         widths.append(sizes.pop())
         assert records[row["CF_path"][:-4]]["two_panel"] == (widths[-1] == (128, 40))
     assert sorted(widths) == [(64, 40)] * 3 + [(128, 40)] * 2
-    # the readers accept what was written
+
+
+def test_the_readers_accept_the_written_aptos_layout(aptos_phantom):
+    out, _ = aptos_phantom
+    _, train = _csv_rows(out / "train" / "train.csv")
     cases = load_aptos_cases(out / "train" / "train.csv")
     assert [c.case_id for c in cases] == [r["CF_path"][:-4] for r in train]
     assert len(load_aptos_cases(out / "val" / "val.csv", require_oct=False)) == 2
@@ -105,8 +108,11 @@ def test_refuses_a_non_empty_output_folder(tmp_path):
     with pytest.raises(FileExistsError, match="non-empty folder"):
         write_phantom_dataset(tmp_path, 2, config=PhantomConfig(cf_size=32, oct_height=32, oct_width=32))
     with pytest.raises(SystemExit) as info:
-        _script().main(["--out", str(tmp_path), "--n", "2", "--cf-size", "32", "--oct-size", "32x32"])
+        script_main("make_phantom")(["--out", str(tmp_path), "--n", "2", "--cf-size", "32", "--oct-size", "32x32"])
     assert info.value.code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.txt"]
+
+
+def test_refuses_an_unknown_layout(tmp_path):
     with pytest.raises(ValueError, match="layout"):
         write_phantom_dataset(tmp_path / "new", 2, layout="zip")

@@ -6,8 +6,8 @@ import pytest
 from scipy.ndimage import gaussian_filter, median_filter
 
 from eyeoct.data.phantom import PhantomCase, PhantomConfig, render_case
-from eyeoct.data.phantom_cf import myopic_crescent_width_mm
-from eyeoct.data.phantom_layers import VITREOUS
+from eyeoct.data.phantom.cf import myopic_crescent_width_mm
+from eyeoct.data.phantom.layers import VITREOUS
 
 SMALL = PhantomConfig(cf_size=64, oct_height=64, oct_width=64)
 MEDIUM = PhantomConfig(cf_size=96, oct_height=248, oct_width=384)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from eyeoct.baselines import BaselineSettings, run_baselines
 from eyeoct.data.datasets import PhantomDataset
-from eyeoct.data.phantom_export import write_phantom_dataset
+from eyeoct.data.phantom.export import write_phantom_dataset
 from eyeoct.data.phantom import PhantomConfig
 from eyeoct.inference.inputs import collect_inputs
 from eyeoct.inference.runner import InferenceOptions, cf_preparer, run_inference

@@ -2,8 +2,9 @@
 
 import pytest
 
-from eyeoct.cli import config_from_args, training_arg_parser
+from eyeoct.cli import training_arg_parser
 from eyeoct.runs import RunDirError, claim_run_dir, create_run_dir, resolve_resume
+from script_helpers import config_from_args
 
 
 def test_run_dirs_are_new_every_time(tmp_path):
@@ -36,19 +37,34 @@ def test_resolve_resume_from_folder_and_checkpoint(tmp_path):
         resolve_resume(tmp_path / "missing")
 
 
-def test_cli_writes_merged_config_into_a_new_run_folder(tmp_path):
+@pytest.fixture
+def config_file(tmp_path):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(f"run: {{name: t, root: {tmp_path / 'runs'}}}\nmodel: {{lr: 1.0}}\n")
-    parser = training_arg_parser("test")
-    args = parser.parse_args(["--config", str(cfg_file), "model.lr=0.5"])
-    cfg, run_dir, ckpt = config_from_args(args)
+    return cfg_file
+
+
+def new_run(config_file, *overrides):
+    return config_from_args(training_arg_parser("test").parse_args(["--config", str(config_file), *overrides]))
+
+
+def test_cli_writes_merged_config_into_a_new_run_folder(tmp_path, config_file):
+    cfg, run_dir, ckpt = new_run(config_file, "model.lr=0.5")
     assert ckpt is None and run_dir.parent == tmp_path / "runs" / "t"
     saved = (run_dir / "config.yaml").read_text()
     assert "lr: 0.5" in saved
-    # A second invocation gets its own folder, the first is untouched.
-    _, run_dir2, _ = config_from_args(parser.parse_args(["--config", str(cfg_file)]))
+
+
+def test_a_second_invocation_gets_its_own_folder_and_leaves_the_first(config_file):
+    _, run_dir, _ = new_run(config_file, "model.lr=0.5")
+    _, run_dir2, _ = new_run(config_file)
     assert run_dir2 != run_dir and "lr: 0.5" in (run_dir / "config.yaml").read_text()
-    # Resuming reads the run folder's config alone; overrides are saved beside it, not over it.
+
+
+def test_resume_reads_the_run_folder_config_and_saves_overrides_beside_it(config_file):
+    """Resuming reads the run folder's config alone; overrides are saved beside it, not over it."""
+    _, run_dir, _ = new_run(config_file, "model.lr=0.5")
+    parser = training_arg_parser("test")
     (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"0")
     cfg3, run_dir3, ckpt3 = config_from_args(parser.parse_args(["--resume", str(run_dir), "trainer.max_steps=7"]))
     assert run_dir3 == run_dir and ckpt3.name == "last.ckpt"

@@ -1,5 +1,4 @@
 """scripts/train_dm.py end to end on the tiny phantom: run folder, grids, logged metrics, loss that goes down."""
-import importlib.util
 
 import numpy as np
 import torch
@@ -12,18 +11,12 @@ from eyeoct.config import instantiate_from_config, load_config
 from eyeoct.data.datasets import PhantomDataset
 from eyeoct.metrics import ssim_per_image
 from ldm.modules.distributions import DiagonalGaussianDistribution
+from script_helpers import script_main, the_run_dir
 
 TINY_CONFIG = "configs/dm/tiny_test.yaml"
 TRAIN_STEPS = 1200  # measured own vs other CF (g=3): 900 steps 0.680 vs 0.600, 1200 steps 0.785 vs 0.503 (4/4 eyes);
 # without the pooled CF vector (unet pooled_cond_dim=null) 1200 steps give only 0.644 vs 0.571
 
-
-
-def load_script(repo_root):
-    spec = importlib.util.spec_from_file_location("train_dm", repo_root / "scripts" / "train_dm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fixed_loss(model, batches, seeds=(0, 1, 2)) -> float:
@@ -37,8 +30,8 @@ def fixed_loss(model, batches, seeds=(0, 1, 2)) -> float:
 
 def test_train_dm_runs_logs_grids_and_lowers_the_loss(repo_root, tmp_path):
     overrides = [f"run.root={tmp_path}", "trainer.max_steps=30", "trainer.val_check_interval=15"]
-    load_script(repo_root).main(["--config", str(repo_root / TINY_CONFIG), *overrides])
-    (run_dir,) = list((tmp_path / "dm_tiny_test").iterdir())
+    script_main("train_dm")(["--config", str(repo_root / TINY_CONFIG), *overrides])
+    run_dir = the_run_dir(tmp_path, "dm_tiny_test")
     assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     spec = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["first_stage_spec"]
     assert spec["target"] == "ldm.models.autoencoder.AutoencoderKL" and spec["scale_factor"] == 1.0
@@ -77,8 +70,8 @@ def test_train_dm_runs_logs_grids_and_lowers_the_loss(repo_root, tmp_path):
 def test_ema_steps_once_per_optimiser_step_with_gradient_accumulation(repo_root, tmp_path):
     overrides = [f"run.root={tmp_path}", "trainer.max_steps=3", "trainer.accumulate_grad_batches=2",
                  "trainer.val_check_interval=4", "callbacks=[]"]
-    load_script(repo_root).main(["--config", str(repo_root / TINY_CONFIG), *overrides])
-    (run_dir,) = list((tmp_path / "dm_tiny_test").iterdir())
+    script_main("train_dm")(["--config", str(repo_root / TINY_CONFIG), *overrides])
+    run_dir = the_run_dir(tmp_path, "dm_tiny_test")
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 3  # six micro-batches
     assert ckpt["state_dict"]["ema._extra_state"] == {"num_updates": 3}

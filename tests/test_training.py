@@ -2,8 +2,9 @@
 import torch
 from omegaconf import OmegaConf
 
-from eyeoct.cli import config_from_args, training_arg_parser
+from eyeoct.cli import training_arg_parser
 from eyeoct.training import AtomicCheckpointIO, run_training
+from script_helpers import config_from_args
 
 
 def boring_config(tmp_path, max_steps):

@@ -2,8 +2,8 @@
 from eyeoct.baselines.data import BaselineData, baseline_data
 from eyeoct.baselines.encoder import load_cf_encoder
 from eyeoct.baselines.pipeline import write_baselines
-from eyeoct.baselines.run import (GROUND_TRUTH, METHODS, BaselineError, BaselineSettings, check_methods,
-                                  prepare_output_dir, run_baselines)
+from eyeoct.baselines.run import (GROUND_TRUTH, BASELINE_METHODS, BaselineError, BaselineSettings, check_methods,
+                                  create_empty_output_dir, run_baselines)
 
-__all__ = ["BaselineData", "baseline_data", "load_cf_encoder", "GROUND_TRUTH", "METHODS", "BaselineError",
-           "BaselineSettings", "check_methods", "prepare_output_dir", "run_baselines", "write_baselines"]
+__all__ = ["BaselineData", "baseline_data", "load_cf_encoder", "GROUND_TRUTH", "BASELINE_METHODS", "BaselineError",
+           "BaselineSettings", "check_methods", "create_empty_output_dir", "run_baselines", "write_baselines"]

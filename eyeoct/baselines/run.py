@@ -32,7 +32,7 @@ from eyeoct.volume_io import write_volume
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("mean", "nn_pixel", "nn_encoder", "oracle")
+BASELINE_METHODS = ("mean", "nn_pixel", "nn_encoder", "oracle")
 GROUND_TRUTH = "ground_truth"
 DESCRIPTIONS = {
     "mean": ("pixel-wise mean of all training OCT volumes as uint8 (float64 sum, rounded half to even), "
@@ -53,7 +53,7 @@ class BaselineError(ValueError):
 class BaselineSettings:
     """How to write and what to compute; `size` is (width, height) or None for the data's own size."""
 
-    which: Sequence[str] = METHODS
+    which: Sequence[str] = BASELINE_METHODS
     size: tuple[int, int] | None = None
     ext: str = "png"
     batch_size: int = 8
@@ -64,13 +64,14 @@ class BaselineSettings:
 
 def check_methods(which: Sequence[str]) -> list[str]:
     """Validated list of method names, in the given order."""
-    unknown = [m for m in which if m not in METHODS]
+    unknown = [m for m in which if m not in BASELINE_METHODS]
     if unknown or not which:
-        raise BaselineError(f"unknown baseline method(s) {unknown or list(which)}; choose from {', '.join(METHODS)}")
+        raise BaselineError(f"unknown baseline method(s) {unknown or list(which)}; "
+                            f"choose from {', '.join(BASELINE_METHODS)}")
     return list(dict.fromkeys(which))
 
 
-def prepare_output_dir(out_dir: str | Path) -> Path:
+def create_empty_output_dir(out_dir: str | Path) -> Path:
     """Create `out_dir`, refusing an existing non-empty folder (nothing is ever overwritten)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -136,7 +137,7 @@ def run_baselines(train_set: Dataset, heldout_sets: Sequence[Dataset], out_dir: 
         raise BaselineError("nn_encoder needs a CF encoder")
     if "oracle" in which and oracle_sets is None:
         raise BaselineError("the oracle needs noise-free twins of the held-out sets (phantom data only)")
-    out_dir = prepare_output_dir(out_dir)
+    out_dir = create_empty_output_dir(out_dir)
     folders = {name: out_dir / name for name in (*which, GROUND_TRUTH)}
     summary = summarise_training(train_set, settings, encoder if "nn_encoder" in which else None,
                                  want_pixel="nn_pixel" in which)

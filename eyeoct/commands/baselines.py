@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from eyeoct.baselines import (METHODS, BaselineError, BaselineSettings, baseline_data, check_methods,
-                              prepare_output_dir, write_baselines)
+from eyeoct.baselines import (BASELINE_METHODS, BaselineError, BaselineSettings, baseline_data, check_methods,
+                              create_empty_output_dir, write_baselines)
 from eyeoct.baselines.encoder import DEFAULT_ENCODER_CONFIG
 from eyeoct.cli import CONFIG_HELP, add_print_config, parse_size, print_config
 from eyeoct.config import ConfigError, load_config
@@ -23,7 +23,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data-config", action="append", required=True, metavar="FILE|NAME",
                         help=f"data config: {CONFIG_HELP}")
     parser.add_argument("--out", required=True, help="new (or empty) output folder")
-    parser.add_argument("--which", default=",".join(METHODS), help=f"comma list of {','.join(METHODS)}")
+    parser.add_argument("--which", default=",".join(BASELINE_METHODS),
+                        help=f"comma list of {','.join(BASELINE_METHODS)}")
     parser.add_argument("--parts", default="val,test", help="held-out parts of the data config (val,test,predict)")
     parser.add_argument("--cf-encoder-config", default=None,
                         help=f"YAML with a cf_encoder: block (default: the packaged {DEFAULT_ENCODER_CONFIG}), "
@@ -63,7 +64,7 @@ def print_settings(args: argparse.Namespace) -> None:
 def build(args: argparse.Namespace) -> dict:
     """Load the data config as the arguments say, then write every baseline."""
     which = check_methods([m.strip() for m in args.which.split(",") if m.strip()])
-    prepare_output_dir(args.out)  # refuse a non-empty folder before any work
+    create_empty_output_dir(args.out)  # refuse a non-empty folder before any work
     cfg = load_config(args.data_config, args.overrides)
     data = baseline_data(cfg, [p.strip() for p in args.parts.split(",") if p.strip()], want_oracle="oracle" in which)
     settings = BaselineSettings(which=which, size=args.size, ext=args.format, batch_size=args.batch_size,

@@ -9,7 +9,7 @@ import dataclasses
 
 from eyeoct.cli import add_print_config, print_config
 from eyeoct.data.phantom import PhantomConfig
-from eyeoct.data.phantom_export import LAYOUTS, write_phantom_dataset
+from eyeoct.data.phantom.export import LAYOUTS, write_phantom_dataset
 from eyeoct.logging_utils import setup_logging
 
 

@@ -2,7 +2,7 @@
 
     <root>/train.csv                      columns PID, CF_path, OCT_path (extra columns are ignored)
     <root>/CF/<CF_path>                   e.g. CF/011574-64L.jpg
-    <root>/OCT/<OCT_path>/<OCT_path>_{0..5}.jpg
+    <root>/OCT/<OCT_path>/<OCT_path>_{0..5}.jpg   (any extension of `eyeoct.case_layout`)
     <root>/val.csv                        columns PID, CF_path (no OCT: load with require_oct=False)
 
 `<root>` is the CSV's folder unless `data_root` is given. Paths in the CSV must stay inside the root.
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from eyeoct.case_layout import case_prefix
 from eyeoct.data.cases import EyeCase, drop_repeated_ids, find_six_slices, resolve_inside
 from eyeoct.data.errors import DataError, DataProblem, report_problems
 
@@ -69,5 +70,5 @@ def _row_case(row: dict, where: str, root: Path, require_oct: bool) -> EyeCase:
     oct_paths = None
     if require_oct:
         folder = resolve_inside(root / OCT_FOLDER, str(row["OCT_path"]).strip(), f"{where} OCT_path")
-        oct_paths = find_six_slices(folder, f"{folder.name}_", where)
+        oct_paths = find_six_slices(folder, case_prefix(folder.name), where)
     return EyeCase(pid=str(row["PID"]).strip(), cf_path=cf_path, oct_paths=oct_paths)

@@ -1,8 +1,9 @@
 """On-disk cache of preprocessed cases, so decoding, panel detection and resizing happen once.
 
 Layout: `<cache_dir>/<key>/<case id>-<hash>.npz` (uncompressed uint8 arrays) plus `settings.json`,
-where `<key>` hashes the preprocessing settings (sizes, dataset kind, and a fingerprint of the source code
-that produces the arrays): changing any of them starts a new folder and never reads stale arrays. Each entry also stores a signature of its
+where `<key>` hashes the preprocessing settings (sizes, dataset kind, and which code makes the arrays: the
+phantom's `PHANTOM_VERSION`, a fingerprint of the image-reading sources for image files): changing any of them
+starts a new folder and never reads stale arrays. Each entry also stores a signature of its
 source files (path, size, modification time), so an edited image is decoded again.
 """
 from __future__ import annotations

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
+from eyeoct.case_layout import MissingSlicesError, find_slice_files
 from eyeoct.data.errors import DataError, DataProblem
 
-NUM_SLICES = 6
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -40,27 +39,15 @@ def resolve_inside(root: Path, relative: str, where: str) -> Path:
     return root / candidate
 
 
-def find_slice_file(stem_path: Path) -> Path | None:
-    """The existing file `<stem_path>.<ext>` for a known image extension (jpg first), or None."""
-    for ext in IMAGE_EXTENSIONS:
-        for candidate in (stem_path.with_name(stem_path.name + ext), stem_path.with_name(stem_path.name + ext.upper())):
-            if candidate.is_file():
-                return candidate
-    return None
-
-
 def find_six_slices(folder: Path, prefix: str, where: str) -> list[Path]:
-    """Paths of `<folder>/<prefix>{0..5}.<ext>`; a DataError naming `where` and the first missing file."""
+    """Paths of `<folder>/<prefix>{0..5}.<ext>` (`eyeoct.case_layout`); a DataError naming `where` and the first
+    missing file."""
     if not folder.is_dir():
         raise DataError(f"{where}: OCT folder not found: {folder}", folder)
-    found = [find_slice_file(folder / f"{prefix}{k}") for k in range(NUM_SLICES)]
-    missing = [k for k, path in enumerate(found) if path is None]
-    if missing:
-        raise DataError(
-            f"{where}: found {NUM_SLICES - len(missing)} of {NUM_SLICES} OCT slices; missing "
-            f"{folder / f'{prefix}{missing[0]}.jpg'} (slices {missing}; extensions tried: {', '.join(IMAGE_EXTENSIONS)})",
-            folder)
-    return found  # type: ignore[return-value]
+    try:
+        return find_slice_files(folder, prefix)
+    except MissingSlicesError as err:
+        raise DataError(f"{where}: {err}", folder) from err
 
 
 def drop_repeated_ids(cases: Sequence[EyeCase], source: Path) -> tuple[list[EyeCase], list[DataProblem]]:

@@ -15,11 +15,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from eyeoct.config import ConfigError, instantiate_from_config
 from eyeoct.data.datamodule import EyeOCTDataModule
 from eyeoct.data.errors import DataError, DataProblem, DataProblems, collecting_problems
+from eyeoct.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -72,20 +72,19 @@ def _as_is(item: Any) -> Any:
     return item
 
 
-def _read_every_case(dataset: Dataset, part: str, num_workers: int, progress: bool | None) -> list[DataProblem]:
+def _read_every_case(dataset: Dataset, part: str, num_workers: int, progress: bool) -> list[DataProblem]:
     loader = DataLoader(_CaseReader(dataset, part), batch_size=None, num_workers=num_workers, collate_fn=_as_is)
     problems: list[DataProblem] = []
-    for found in tqdm(loader, total=len(dataset), desc=f"checking {part}", unit="case",
-                      disable=None if progress is None else not progress):
+    for found in progress_bar(loader, total=len(dataset), desc=f"checking {part}", unit="case", quiet=not progress):
         problems.extend(found)
     return problems
 
 
-def check_data(data_cfg: DictConfig, progress: bool | None = None) -> DataCheckReport:
+def check_data(data_cfg: DictConfig, progress: bool = True) -> DataCheckReport:
     """Read every case of the train/val/test/predict datasets of a `data:` block; list every problem.
 
-    `progress`: show a tqdm bar (None: only on a terminal). Raises `ConfigError` for a block that is
-    not an `EyeOCTDataModule`; unusable data is returned in the report, never raised.
+    `progress`: show a progress bar (only on a terminal, see `eyeoct.progress`). Raises `ConfigError` for a
+    block that is not an `EyeOCTDataModule`; unusable data is returned in the report, never raised.
     """
     start = time.perf_counter()
     datamodule = instantiate_from_config(data_cfg)

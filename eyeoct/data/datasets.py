@@ -2,7 +2,8 @@
 
 A sample is `{"cf": float32 [3,h,w], "oct": float32 [6,H,W], "id": str, "cf_path": str}` with images
 in [-1, 1] (`x/127.5 - 1`); there is no "oct" key for cases without OCT. Each dataset turns a case
-into uint8 arrays once; `cache_dir` keeps them on disk (keyed by the preprocessing settings) and
+into uint8 arrays once; `cache_dir` keeps them on disk (keyed by the preprocessing settings; for the
+phantom by `PHANTOM_VERSION`, for image files by a fingerprint of the reading code) and
 `cache_in_memory` keeps them in the process (each loader worker holds its own copy).
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from eyeoct.data.cases import EyeCase, split_by_group
 from eyeoct.data.errors import DataError, DataProblem, DataProblems
 from eyeoct.data.folder import load_folder_cases
 from eyeoct.data.images import read_oct_slice, read_rgb
-from eyeoct.data.phantom import PhantomConfig, eye_facts, render_case
+from eyeoct.data.phantom import PHANTOM_VERSION, PhantomConfig, eye_facts, render_case
 from eyeoct.data.transforms import cf_to_tensor, preprocess_cf, preprocess_oct, uint8_to_unit
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class PhantomDataset(CaseArrayDataset):
 
     def cache_settings(self) -> dict[str, Any]:
         return {"kind": "phantom", "seed": self.seed, "noise_free": self.noise_free, "config": asdict(self.config),
-                "code": code_fingerprint(sorted(_DATA_DIR.glob("phantom*.py")))}
+                "version": PHANTOM_VERSION}
 
     def eye_facts(self, index: int) -> dict:
         """Laterality, pathology and myopia of case `index` (the phantom's hidden parameters the CF shows)."""

@@ -3,18 +3,20 @@
     <root>/<case_id>/cf.<ext>             the colour fundus photo
     <root>/<case_id>/oct_0.<ext> ... oct_5.<ext>   the six B-scans (slice k = channel k)
 
-`<ext>` is any of jpg, jpeg, png, bmp, tif, tiff. Folder names are the case ids. Every sub-folder of
-`<root>` (except hidden ones) must be a case; plain files in `<root>` are ignored. Cases without OCT
-(for inference) hold only `cf.<ext>`: load them with `require_oct=False`. Images are read as in the
-APTOS reader: CF in any mode or bit depth, B-scans grayscale with two-panel exports cropped.
-By default every eye is its own group in train/val splits; name folders `<patient><sep><eye>` and
-pass `patient_separator=<sep>` to keep both eyes of a patient on the same side.
+`<ext>` is any of `eyeoct.case_layout.IMAGE_EXTENSIONS` (png first when a slice exists in several
+formats). Folder names are the case ids. Every sub-folder of `<root>` (except hidden ones) must be a
+case; plain files in `<root>` are ignored. Cases without OCT (for inference) hold only `cf.<ext>`: load
+them with `require_oct=False`. Images are read as in the APTOS reader: CF in any mode or bit depth,
+B-scans grayscale with two-panel exports cropped. By default every eye is its own group in train/val
+splits; name folders `<patient><sep><eye>` and pass `patient_separator=<sep>` to keep both eyes of a
+patient on the same side.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from eyeoct.data.cases import EyeCase, find_six_slices, find_slice_file
+from eyeoct.case_layout import find_image_file
+from eyeoct.data.cases import EyeCase, find_six_slices
 from eyeoct.data.errors import DataError, DataProblem, report_problems
 
 CF_STEM = "cf"
@@ -35,7 +37,7 @@ def load_folder_cases(root: str | Path, require_oct: bool = True, patient_separa
     cases, problems = [], []
     for folder in folders:
         where = f"case folder {folder}"
-        cf_path = find_slice_file(folder / CF_STEM)
+        cf_path = find_image_file(folder / CF_STEM)
         try:
             if cf_path is None:
                 raise DataError(f"{where}: no {CF_STEM}.<ext> image (e.g. {folder / (CF_STEM + '.jpg')})", folder)

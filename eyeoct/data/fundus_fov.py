@@ -25,7 +25,7 @@ from PIL import Image
 from scipy import ndimage
 
 ANALYSIS_SIDE = 512  # the disc is found on a copy reduced to about this many pixels on its long side
-FRAME_PER_DIAMETER = 1.03  # crop side / disc diameter: the phantom's framing (eyeoct.data.phantom_cf)
+FRAME_PER_DIAMETER = 1.03  # crop side / disc diameter: the phantom's framing (eyeoct.data.phantom.cf)
 MIN_CONTRAST = 24.0  # grey levels between the surround and the fundus
 THRESHOLD_FRACTION = 0.2  # the mask: brighter than surround + this fraction of the contrast
 BORDER_MARGIN = 3  # analysis pixels: rim points this close to the image border are the frame's, not the disc's

@@ -12,7 +12,7 @@ evenly over the ranks (the order is padded from its start so every rank gets the
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch

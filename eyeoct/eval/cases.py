@@ -9,7 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eyeoct.volume_io import IMAGE_EXTENSIONS, list_volume_cases, read_volume
+from eyeoct.case_layout import find_image_file
+from eyeoct.volume_io import list_volume_cases, read_volume
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +85,9 @@ def find_cf_images(folder: str | Path, case_ids: list[str]) -> dict[str, Path]:
         raise FileNotFoundError(f"CF folder not found: {folder} (expected <case id>.png/.jpg files)")
     found = {}
     for case_id in case_ids:
-        for ext in IMAGE_EXTENSIONS:
-            candidate = folder / f"{case_id}{ext}"
-            if candidate.is_file():
-                found[case_id] = candidate
-                break
+        candidate = find_image_file(folder / case_id)
+        if candidate is not None:
+            found[case_id] = candidate
     missing = [c for c in case_ids if c not in found]
     if missing:
         logger.warning("%d of %d cases have no CF photo in %s (e.g. %s): their example rows start at the "

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from eyeoct.eval.statistics import Bootstrap
 from eyeoct.eval.tables import METRIC_INFO, values_by_case
-from eyeoct.volume_io import NUM_SLICES
+from eyeoct.case_layout import NUM_SLICES
 
 DPI = 100
 

@@ -24,7 +24,8 @@ from eyeoct.eval.metric_plan import plan_metrics
 from eyeoct.eval.plots import interval_plot, per_slice_plot, scatter_plot
 from eyeoct.eval.report import Picture, ReportContent, write_report
 from eyeoct.eval.scoring import DATA_RANGE, load_prediction, score_methods
-from eyeoct.eval.settings import EvaluationSettings, resolve_device
+from eyeoct.devices import resolve_device
+from eyeoct.eval.settings import EvaluationSettings
 from eyeoct.eval.statistics import Bootstrap
 from eyeoct.eval.tables import (METRIC_INFO, difference_table, method_summary, metric_columns, metric_table,
                                 set_metric_table, values_by_case)

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from eyeoct.eval.cases import GroundTruth, resize_volume
 from eyeoct.eval.settings import EvaluationSettings
 from eyeoct.metrics import ms_ssim_per_image, psnr_per_volume, radial_inconsistency, ssim_per_image
 from eyeoct.metrics.thickness import retinal_thickness, thickness_difference
+from eyeoct.progress import progress_bar
 from eyeoct.volume_io import read_volume
 
 DATA_RANGE = 255.0
@@ -105,7 +105,7 @@ def score_methods(pred_dirs: dict[str, Path], truth: GroundTruth, case_ids: list
     real = {key: _BatchedFeatures(net, settings.batch_size) for key, net in extractors.items()}
     fake = {m: {key: _BatchedFeatures(net, settings.batch_size) for key, net in extractors.items()} for m in pred_dirs}
     rows = []
-    for case_id in tqdm(case_ids, desc="evaluating cases", unit="case", disable=None if settings.progress else True):
+    for case_id in progress_bar(case_ids, desc="evaluating cases", unit="case", quiet=not settings.progress):
         target = truth.load(case_id)
         gt_thickness = retinal_thickness(target) if "thickness" in metrics else None
         for accumulator in real.values():

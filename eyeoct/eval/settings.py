@@ -3,18 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
+from eyeoct.case_layout import NUM_SLICES
 from eyeoct.eval.metric_plan import check_metric_names
 from eyeoct.eval.statistics import DEFAULT_LEVEL, DEFAULT_RESAMPLES
-from eyeoct.volume_io import NUM_SLICES
-
-
-def resolve_device(name: str | None) -> str:
-    """`auto` (or None): `cuda` when a GPU is visible, else `cpu`; anything else as given."""
-    if name in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 @dataclass

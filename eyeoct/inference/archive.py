@@ -4,7 +4,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from eyeoct.volume_io import slice_paths
+from eyeoct.case_layout import case_prefix, slice_paths
 
 
 def write_submission_zip(out_dir: Path, case_ids: list[str], ext: str, zip_path: Path) -> list[str]:
@@ -13,7 +13,7 @@ def write_submission_zip(out_dir: Path, case_ids: list[str], ext: str, zip_path:
     tmp = zip_path.with_suffix(".zip.tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for case_id in case_ids:
-            for path in slice_paths(out_dir / case_id, case_id, ext):
+            for path in slice_paths(out_dir / case_id, case_prefix(case_id), ext):
                 name = f"{case_id}/{path.name}"
                 archive.write(path, arcname=name)
                 members.append(name)

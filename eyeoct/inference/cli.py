@@ -11,7 +11,8 @@ from eyeoct.config import ConfigError
 from eyeoct.data.errors import DataError
 from eyeoct.inference.inputs import collect_inputs
 from eyeoct.inference.layout import OutputExistsError
-from eyeoct.inference.loading import default_device, load_inference_model, model_config, resolve_model_files
+from eyeoct.devices import resolve_device
+from eyeoct.inference.loading import load_inference_model, model_config, resolve_model_files
 from eyeoct.inference.runner import OUTPUT_FORMATS, InferenceOptions, InferenceResult, cf_preparer, run_inference
 from eyeoct.inference.statistics import SUBMIT_MODES
 from eyeoct.logging_utils import setup_logging
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> InferenceResult | None:
     if args.print_config:
         settings = {k: v for k, v in vars(args).items() if k not in ("print_config", "log_level")}
         print_config({"model_files": {"config": str(config), "weights": str(ckpt)},
-                      "inference": {**settings, "device": args.device or default_device()},
+                      "inference": {**settings, "device": resolve_device(args.device)},
                       "model_config": model_config(config, ckpt, args.first_stage)})
         return None
     options = InferenceOptions(sampler=args.sampler, steps=args.steps, precision=args.precision,
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> InferenceResult | None:
                                strict_inputs=args.strict_inputs, make_zip=args.zip, checkpoint=str(ckpt),
                                progress=not args.quiet)
     inputs = collect_inputs(args.input)
-    loaded = load_inference_model(config, ckpt, args.device or default_device(), use_ema=not args.no_ema,
+    loaded = load_inference_model(config, ckpt, resolve_device(args.device), use_ema=not args.no_ema,
                                   first_stage=args.first_stage)
     result = run_inference(loaded.model, cf_preparer(loaded.cf_size), inputs, args.out, options, args.overwrite)
     logger.info("wrote %d cases to %s (index %s%s)", len(result.cases), args.out, result.index_path,

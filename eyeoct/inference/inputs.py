@@ -8,10 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from eyeoct.case_layout import IMAGE_EXTENSIONS
 from eyeoct.data.aptos import load_aptos_cases
 from eyeoct.data.errors import DataError
-
-CF_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -23,22 +22,22 @@ class InferenceInput:
 
 
 def _is_cf_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in CF_EXTENSIONS and not path.name.startswith(".")
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
 def _cf_paths(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if _is_cf_file(p))
         if not files:
-            raise DataError(f"input folder {path} holds no images ({', '.join(CF_EXTENSIONS)})")
+            raise DataError(f"input folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         return files
     if path.suffix.lower() == ".csv":
         return [case.cf_path for case in load_aptos_cases(path, require_oct=False)]
-    if path.suffix.lower() in CF_EXTENSIONS:
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
         return [path]  # a missing or unreadable file is reported when it is read
     if not path.exists():
         raise DataError(f"input not found: {path}")
-    raise DataError(f"input {path} is neither an image ({', '.join(CF_EXTENSIONS)}), a folder of images, "
+    raise DataError(f"input {path} is neither an image ({', '.join(IMAGE_EXTENSIONS)}), a folder of images, "
                     f"nor a CSV with PID and CF_path columns")
 
 

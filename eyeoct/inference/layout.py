@@ -90,7 +90,7 @@ def check_output_dir(root: str | Path, overwrite: bool) -> OutputLayout:
     return layout
 
 
-def prepare_output_dir(layout: OutputLayout) -> None:
+def reset_output_dir(layout: OutputLayout) -> None:
     """Create the output folder, removing the files of a previous run first (see `_remove_previous_outputs`)."""
     if layout.root.is_dir() and any(layout.root.iterdir()):
         _remove_previous_outputs(layout)

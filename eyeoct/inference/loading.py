@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from cldm.cldm import ControlLDM
 from cldm.export import EXPORT_CONFIG, EXPORT_WEIGHTS, is_export_folder, load_exported_controlldm, read_export_spec
 from eyeoct.config import load_config, require, resolve_config_path
-from eyeoct.runs import CONFIG_NAME, LAST_CHECKPOINT
+from eyeoct.runs import run_files
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,7 @@ def resolve_model_files(run_dir: str | Path | None = None, config: str | Path | 
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise FileNotFoundError(f"run folder not found: {run_dir}")
-        config = run_dir / CONFIG_NAME
-        ckpt = ckpt if ckpt is not None else run_dir / "checkpoints" / LAST_CHECKPOINT
+        config, ckpt = run_files(run_dir, ckpt)
     elif config is None or ckpt is None:
         raise ValueError("name the model with --run RUN_DIR, or with both --config CFG and --ckpt CKPT")
     else:
@@ -52,11 +51,6 @@ def resolve_model_files(run_dir: str | Path | None = None, config: str | Path | 
     if not ckpt.is_file():
         raise FileNotFoundError(f"checkpoint not found: expected {ckpt}")
     return config, ckpt
-
-
-def default_device() -> str:
-    """`cuda` when a GPU is visible, else `cpu`."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _is_export(ckpt: str | Path) -> bool:

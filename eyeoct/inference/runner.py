@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 import torch
 
+from eyeoct.case_layout import NUM_SLICES
 from eyeoct.data.errors import DataError
 from eyeoct.data.images import read_rgb
 from eyeoct.data.transforms import cf_to_tensor, preprocess_cf
@@ -25,7 +26,7 @@ from eyeoct.inference.case_writer import CaseWriter
 from eyeoct.inference.index_file import IndexRow, IndexWriter, RunRecord
 from eyeoct.inference.input_check import OK, UNREADABLE, check_fundus_photo
 from eyeoct.inference.inputs import InferenceInput
-from eyeoct.inference.layout import OutputLayout, check_case_ids, check_output_dir, prepare_output_dir
+from eyeoct.inference.layout import OutputLayout, check_case_ids, check_output_dir, reset_output_dir
 from eyeoct.inference.seeding import sample_generators, sample_seed
 from eyeoct.inference.statistics import SUBMIT_MODES
 from eyeoct.progress import progress_bar
@@ -153,8 +154,9 @@ def _sample_batch(model: SamplingModel, cf: torch.Tensor, seeds: list[int], opti
         volumes = model.sample(cf, steps=options.steps, eta=options.eta, guidance_scale=options.guidance,
                                generator=sample_generators(seeds, cf.device), sampler=options.sampler,
                                precision=options.precision)
-    if volumes.ndim != 4 or volumes.shape[:2] != (cf.shape[0], 6):
-        raise RuntimeError(f"model.sample returned shape {tuple(volumes.shape)}, expected [{cf.shape[0]},6,H,W]")
+    if volumes.ndim != 4 or volumes.shape[:2] != (cf.shape[0], NUM_SLICES):
+        raise RuntimeError(f"model.sample returned shape {tuple(volumes.shape)}, "
+                           f"expected [{cf.shape[0]},{NUM_SLICES},H,W]")
     bad = [name for name, v in zip(names, volumes) if not torch.isfinite(v).all()]
     if bad:
         raise RuntimeError(f"model produced NaN/inf values for {', '.join(bad)}")
@@ -202,7 +204,7 @@ def run_inference(model: SamplingModel, prepare_cf: Callable[[np.ndarray], torch
     check_case_ids([item.case_id for item in inputs])
     layout = check_output_dir(out_dir, overwrite)
     good, skipped, verdicts = _checked_inputs(inputs, prepare_cf, options)
-    prepare_output_dir(layout)
+    reset_output_dir(layout)
     record = RunRecord(seed=options.seed, sampler=options.sampler, steps=options.steps, guidance=options.guidance,
                        eta=options.eta, precision=options.precision, checkpoint=options.checkpoint)
     writer = CaseWriter(layout, options.ext, options.size, options.submit, record)

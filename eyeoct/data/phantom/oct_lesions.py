@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from eyeoct.data.phantom_geometry import EyeGeometry
-from eyeoct.data.phantom_layers import ScanGrid, soft_step
-from eyeoct.data.phantom_vessels import VEIN
+from eyeoct.data.phantom.geometry import EyeGeometry
+from eyeoct.data.phantom.layers import ScanGrid, soft_step
+from eyeoct.data.phantom.vessels import VEIN
 
 VESSEL_SHADOW = {0: 0.7, 1: 0.8}  # artery, vein: attenuation below a vessel >= 0.1 mm wide
 VESSEL_INVISIBLE_MM = 0.02  # capillary-sized vessels neither show nor shadow

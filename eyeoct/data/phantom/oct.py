@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from eyeoct.data.phantom_fields import SmoothField
-from eyeoct.data.phantom_geometry import EyeGeometry
-from eyeoct.data.phantom_layers import (BOUNDARY_NAMES, LAYER_REFLECTIVITY, VITREOUS, ScanGrid, layer_boundaries,
+from eyeoct.case_layout import NUM_SLICES
+from eyeoct.data.phantom.fields import SmoothField
+from eyeoct.data.phantom.geometry import EyeGeometry
+from eyeoct.data.phantom.layers import (BOUNDARY_NAMES, LAYER_REFLECTIVITY, VITREOUS, ScanGrid, layer_boundaries,
                                         scan_grid, soft_step)
-from eyeoct.data.phantom_oct_lesions import draw_lesions, draw_vessels, find_vessel_crossings
+from eyeoct.data.phantom.oct_lesions import draw_lesions, draw_vessels, find_vessel_crossings
 
-N_SLICES = 6
-SLICE_ANGLES_DEG = tuple(30.0 * k for k in range(N_SLICES))
+SLICE_ANGLES_DEG = tuple(180.0 / NUM_SLICES * k for k in range(NUM_SLICES))  # 0, 30, ..., 150
 CHOROID_DEPTH_STRETCH = 2.0  # choroidal vessels look about twice as wide as deep in mm
 
 
@@ -86,7 +86,7 @@ def boundary_rows(geom: EyeGeometry, height: int, width: int, length_mm: float, 
 
     Row i samples depth (i + 0.5) D / H and a layer edge is drawn half-way up its soft step at the boundary
     depth z, so the boundary lies at row z H / D - 0.5 (column j as in the rendered B-scan)."""
-    rows = {name: np.empty((N_SLICES, width), np.float64) for name in names}
+    rows = {name: np.empty((NUM_SLICES, width), np.float64) for name in names}
     for k, angle in enumerate(SLICE_ANGLES_DEG):
         grid = scan_grid(geom, angle, height, width, length_mm, depth_mm)
         bounds = layer_boundaries(geom, grid.x, grid.y)
@@ -101,8 +101,8 @@ def render_bscans(geom: EyeGeometry, height: int, width: int, length_mm: float, 
     """Six B-scans uint8 [6, height, width] and, per slice, the vessels crossing it
     (dicts with column, width_mm, kind). `noise_rng=None` renders without speckle."""
     pixel_mm = max(length_mm / width, CHOROID_DEPTH_STRETCH * depth_mm / height)
-    textures = [choroid_section(texture_rng, length_mm, 0.6, pixel_mm) for _ in range(N_SLICES)]
-    out = np.empty((N_SLICES, height, width), np.uint8)
+    textures = [choroid_section(texture_rng, length_mm, 0.6, pixel_mm) for _ in range(NUM_SLICES)]
+    out = np.empty((NUM_SLICES, height, width), np.uint8)
     crossings: dict[int, list[dict]] = {}
     for k, angle in enumerate(SLICE_ANGLES_DEG):
         grid = scan_grid(geom, angle, height, width, length_mm, depth_mm)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from eyeoct.data.phantom_geometry import EyeGeometry
-from eyeoct.data.phantom_vessels import ARTERY, VEIN
+from eyeoct.data.phantom.geometry import EyeGeometry
+from eyeoct.data.phantom.vessels import ARTERY, VEIN
 
 BACKGROUND_RGB = np.array([0.86, 0.34, 0.12], np.float32)
 ARTERY_RGB = np.array([0.70, 0.20, 0.10], np.float32)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eyeoct.data.phantom_fields import SmoothField
-from eyeoct.data.phantom_vessels import VesselTree, make_vessel_tree
+from eyeoct.data.phantom.fields import SmoothField
+from eyeoct.data.phantom.vessels import VesselTree, make_vessel_tree
 
 FIELD_EXTENT_MM = (-8.0, 8.0)
 
@@ -121,7 +121,7 @@ def apply_axial_length(geom: EyeGeometry, myopia: float) -> None:
 
     OCT: a longer eye is more curved, sits deeper in the scan window and has a thinner choroid.
     CF: a paler, tessellated fundus (the choroidal texture shows through the thinner fundus) and a
-    peripapillary atrophy crescent at the disc's temporal edge (see phantom_cf).
+    peripapillary atrophy crescent at the disc's temporal edge (see `eyeoct.data.phantom.cf`).
     The values drawn before stay, scaled to 30%, as eye-to-eye variation that the CF does not show.
     """
     geom.myopia = myopia

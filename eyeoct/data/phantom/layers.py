@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eyeoct.data.phantom_geometry import EyeGeometry
+from eyeoct.data.phantom.geometry import EyeGeometry
 
 # Layers from the vitreous down with their (noise-free, display-scale) reflectivity. Each entry is
 # the layer below the boundary of the same name; "vitreous" is above the first boundary.

@@ -28,9 +28,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from eyeoct.data.phantom import PhantomCase, PhantomConfig, render_case
-from eyeoct.data.phantom_cf import render_infrared
-from eyeoct.data.phantom_oct import SLICE_ANGLES_DEG
+from eyeoct.case_layout import case_prefix, slice_paths
+from eyeoct.data.folder import CF_STEM, OCT_PREFIX
+from eyeoct.data.phantom.case import PhantomCase, PhantomConfig, render_case
+from eyeoct.data.phantom.cf import render_infrared
+from eyeoct.data.phantom.oct import SLICE_ANGLES_DEG
 from eyeoct.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -129,14 +131,15 @@ def write_phantom_dataset(out_dir: str | Path, n: int, layout: str = "aptos", se
             slices = two_panel_slices(case, config, seed, index) if is_two_panel else case.oct
             counts["two_panel"] += int(is_two_panel)
             if layout == "folder":
-                _save(case.cf, out_dir / name.cf_stem / "cf.jpg")
-                for k, bscan in enumerate(slices):
-                    _save(bscan, out_dir / name.cf_stem / f"oct_{k}.png")
+                _save(case.cf, out_dir / name.cf_stem / f"{CF_STEM}.jpg")
+                for path, bscan in zip(slice_paths(out_dir / name.cf_stem, OCT_PREFIX, "png"), slices):
+                    _save(bscan, path)
             else:
                 _save(case.cf, out_dir / split / "CF" / f"{name.cf_stem}.jpg")
                 if split == "train":
-                    for k, bscan in enumerate(slices):
-                        _save(bscan, out_dir / "train" / "OCT" / name.oct_name / f"{name.oct_name}_{k}.jpg")
+                    folder = out_dir / "train" / "OCT" / name.oct_name
+                    for path, bscan in zip(slice_paths(folder, case_prefix(name.oct_name), "jpg"), slices):
+                        _save(bscan, path)
                     rows["train"].append(f"{name.pid},{name.cf_stem}.jpg,{name.oct_name}")
                 else:
                     rows["val"].append(f"{name.pid},{name.cf_stem}.jpg")

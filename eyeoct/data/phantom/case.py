@@ -15,9 +15,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from eyeoct.data.phantom_cf import FundusView, render_cf
-from eyeoct.data.phantom_geometry import EyeGeometry, sample_eye
-from eyeoct.data.phantom_oct import SLICE_ANGLES_DEG, boundary_rows, render_bscans
+from eyeoct.data.phantom.cf import FundusView, render_cf
+from eyeoct.data.phantom.geometry import EyeGeometry, sample_eye
+from eyeoct.data.phantom.oct import SLICE_ANGLES_DEG, boundary_rows, render_bscans
+
+PHANTOM_VERSION = 1  # part of the dataset cache key: bump it whenever a change alters the rendered arrays
 
 # Independent random streams of one case: the eye itself, its choroid texture, OCT speckle, CF noise.
 _GEOMETRY, _TEXTURE, _SPECKLE, _CF_NOISE = 0, 1, 2, 3
@@ -133,7 +135,8 @@ def render_case(seed: int, index: int, config: PhantomConfig | None = None, nois
 
 def true_boundary_rows(case: PhantomCase, names: tuple[str, ...] = ("ilm", "rpe_bottom")) -> dict[str, np.ndarray]:
     """Where the renderer put the named layer boundaries of `case`'s six B-scans: fractional rows [6, W] each
-    (see `phantom_oct.boundary_rows`). "ilm" is the inner limiting membrane, "rpe_bottom" the RPE's outer edge."""
+    (see `eyeoct.data.phantom.oct.boundary_rows`). "ilm" is the inner limiting membrane, "rpe_bottom" the RPE's
+    outer edge."""
     config = PhantomConfig(**case.meta["config"])
     return boundary_rows(case.geometry, config.oct_height, config.oct_width, config.scan_length_mm,
                          config.scan_depth_mm, names)
