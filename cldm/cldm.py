@@ -27,7 +27,8 @@ from ldm.modules.unet import UNetModel
 from ldm.optim import build_adamw, warmup_decay
 from ldm.randomness import StepRandomness
 from ldm.sd_init import init_unet_from_sd
-from ldm.util.config import check_keys, check_params, instantiate_from_config, require, validated
+from ldm.util.config import (check_keys, check_params, instantiate_from_config, require, upgrade_stored_spec,
+                              validated)
 
 logger = logging.getLogger(__name__)
 
@@ -339,6 +340,7 @@ class ControlLDM(StepRandomness, pl.LightningModule):
                     f"<ae_run>/export")
             logger.info("stage-1 export %s not found: autoencoder rebuilt from the config kept in %s", export,
                         ckpt_path)
+            spec = upgrade_stored_spec(spec, f"{ckpt_path} ({FIRST_STAGE_SPEC_KEY})")
             cfg.model.params.first_stage = None
             cfg.model.params.first_stage_config = {"target": spec["target"], "params": spec["params"]}
             cfg.model.params.scale_factor = spec["scale_factor"]

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
 from cldm.cldm import ControlLDM
-from ldm.util.config import instantiate_from_config
+from ldm.util.config import instantiate_from_config, upgrade_stored_spec
 from ldm.util.files import temporary_sibling
 from ldm.models.autoencoder import AutoencoderKL
 from ldm.models.autoencoder_export import autoencoder_spec
@@ -90,7 +90,7 @@ def read_export_spec(folder: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"stage-2 export config not found: {path} (written by scripts/train_dm.py into "
                                 f"<run_dir>/export/)")
-    spec = yaml.safe_load(path.read_text())
+    spec = upgrade_stored_spec(yaml.safe_load(path.read_text()), str(path))
     missing = [key for key in ("target", "params", "weights") if not isinstance(spec, dict) or key not in spec]
     if missing:
         raise ValueError(f"{path}: missing key(s) {missing}")

@@ -41,6 +41,22 @@ def test_export_load_round_trip_decodes_identically(tmp_path):
         assert torch.equal(loaded.encode(x).mean, model.encode(x).mean)
 
 
+def test_an_export_written_before_a_key_rename_still_loads_and_says_so(tmp_path, caplog):
+    model = small_model().eval()
+    measure_and_export(model, [{"oct": torch.zeros(1, 6, 16, 16)}], tmp_path, n_batches=1)
+    spec_path = tmp_path / "autoencoder.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["params"]["ddconfig"]["norm_groups"] = spec["params"]["ddconfig"].pop("num_groups")  # the former name
+    spec_path.write_text(yaml.safe_dump(spec))
+    with caplog.at_level("WARNING"):
+        loaded, _ = load_exported_autoencoder(tmp_path)
+    assert loaded.ddconfig["num_groups"] == 4
+    assert f"{spec_path} was written by an earlier version: renamed norm_groups -> num_groups" in caplog.text
+    z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(loaded.decode(z), model.decode(z))
+
+
 def test_loading_a_missing_export_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="autoencoder.yaml"):
         load_exported_autoencoder(tmp_path)

@@ -16,6 +16,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from ldm.models.autoencoder import AutoencoderKL
+from ldm.util.config import upgrade_stored_spec
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def load_exported_autoencoder(path: str | Path) -> tuple[AutoencoderKL, float]:
     if not config_path.is_file():
         raise FileNotFoundError(f"exported autoencoder config not found: {config_path} (expected {EXPORT_CONFIG} "
                                 "written by scripts/train_ae.py into <run_dir>/export/)")
-    spec = yaml.safe_load(config_path.read_text())
+    spec = upgrade_stored_spec(yaml.safe_load(config_path.read_text()), str(config_path))
     for key in ("target", "params", "scale_factor"):
         if key not in spec:
             raise ValueError(f"{config_path}: missing key '{key}'")

@@ -12,6 +12,7 @@ former key name (`FORMER_NAMES`) one naming the key to use instead.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import importlib
 import inspect
 from typing import Any, Iterable, Mapping, TypeVar
@@ -29,7 +30,11 @@ FORMER_NAMES = {
     "lpips_linear": "perceptual (a target/params block; its LPIPS takes linear_weights)",
     "lpips_net": "perceptual (a target/params block; its LPIPS takes net)",
 }
+# The renames a model saved before them still carries in its stored config (exports, checkpoints): loading such a
+# model renames them (`upgrade_stored_spec`) instead of refusing a file the user cannot easily edit.
+STORED_RENAMES = {"norm_groups": "num_groups"}
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -151,3 +156,30 @@ def instantiate_from_config(node: Mapping | DictConfig, **extra_kwargs: Any) -> 
     except ValueError:  # some builtins have no inspectable signature; let the call itself check
         pass
     return factory(**params, **extra_kwargs)
+
+
+def upgrade_stored_spec(spec: Any, where: str) -> Any:
+    """A copy of the stored model config `spec` (nested dicts/lists, as read from an export's YAML or a
+    checkpoint) with the keys of `STORED_RENAMES` renamed at any depth; logs once what was renamed."""
+    renamed: list[str] = []
+
+    def upgrade(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            out = {}
+            for key, value in node.items():
+                new_key = STORED_RENAMES.get(key, key)
+                if new_key != key:
+                    if new_key in node:
+                        raise ConfigError(f"{where}: has both '{key}' and '{new_key}'")
+                    renamed.append(key)
+                out[new_key] = upgrade(value)
+            return out
+        if isinstance(node, list):
+            return [upgrade(value) for value in node]
+        return node
+
+    upgraded = upgrade(spec)
+    if renamed:
+        logger.warning("%s was written by an earlier version: renamed %s", where,
+                       ", ".join(f"{k} -> {STORED_RENAMES[k]}" for k in sorted(set(renamed))))
+    return upgraded
