@@ -6,6 +6,7 @@ import torch
 from cldm.cf_encoder import CFEncoder
 from eyeoct.config import instantiate_from_config
 from ldm.models.autoencoder import AutoencoderKL
+from stand_ins import randomise
 
 DDCONFIG = dict(ch=16, ch_mult=[1, 2, 4], num_res_blocks=1, in_channels=6, out_ch=6, z_channels=4, num_groups=8)
 LOSS = {"target": "ldm.modules.losses.AutoencoderLoss",
@@ -16,17 +17,9 @@ TINY_VIT = dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16)
 TINY_RESNET = dict(image_size=64, layers=[2, 1, 1, 1], width=16, head_width=16)
 
 
-def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
-    """Random weights everywhere (the zero-initialised convs would hide differences)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
-
-
 def _pair(build, checkpoint_kwarg: dict):
     plain = build({})
-    _randomise(plain)
+    randomise(plain, scale=0.2)
     ckpt = build(checkpoint_kwarg)
     ckpt.load_state_dict(plain.state_dict())
     return plain, ckpt

@@ -4,6 +4,7 @@ import torch
 
 from cldm.controlnet import ControlNet, HintEncoder, num_downsampling_stages
 from ldm.modules.unet import UNetModel
+from stand_ins import randomise
 
 UNET = dict(in_channels=4, out_channels=4, model_channels=32, channel_mult=[1, 2], num_res_blocks=1,
             attention_resolutions=[2], num_head_channels=16, context_dim=24, num_groups=8)
@@ -18,17 +19,10 @@ def _inputs(batch=2, size=8, cf_size=32):
     return x, t, context, cf
 
 
-def _randomise(module):
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-
-
 def test_zero_convs_leave_the_unet_output_exactly_unchanged_at_init():
     torch.manual_seed(0)
     unet = UNetModel(**UNET)
-    _randomise(unet.out)  # the UNet's own zero-initialised output conv would hide any difference
+    randomise(unet.out, seed=7)  # the UNet's own zero-initialised output conv would hide any difference
     control = ControlNet(UNET, hint_stages=2)
     x, t, context, cf = _inputs()
     hint = control.encode_hint(cf, x.shape[-2:])
@@ -38,7 +32,7 @@ def test_zero_convs_leave_the_unet_output_exactly_unchanged_at_init():
     assert plain.abs().mean() > 0.01
     assert torch.equal(plain, controlled)
     # the branch does act once its zero convs have learned something
-    _randomise(control.zero_convs)
+    randomise(control.zero_convs, seed=7)
     with torch.no_grad():
         changed = unet(x, t, context, control=control(x, t, context, hint))
     assert (changed - plain).abs().mean() > 1e-3
@@ -61,7 +55,7 @@ def test_control_scales_count_is_validated():
 def test_control_scales_multiply_each_output():
     torch.manual_seed(0)
     control = ControlNet(UNET, hint_stages=2)
-    _randomise(control.zero_convs)
+    randomise(control.zero_convs, seed=7)
     x, t, context, cf = _inputs()
     hint = control.encode_hint(cf, x.shape[-2:])
     base = control(x, t, context, hint)
@@ -73,7 +67,7 @@ def test_control_scales_multiply_each_output():
 
 def test_only_mid_control_zeros_the_skip_controls_and_freezes_their_convs():
     control = ControlNet(UNET, hint_stages=2, only_mid_control=True)
-    _randomise(control.zero_convs)
+    randomise(control.zero_convs, seed=7)
     x, t, context, cf = _inputs()
     out = control(x, t, context, control.encode_hint(cf, x.shape[-2:]))
     assert all(torch.equal(o, torch.zeros_like(o)) for o in out[:-1])
@@ -103,7 +97,7 @@ def test_unit_control_scale_returns_the_zero_conv_output_itself():
     """Scale 1 skips the multiplication: exactly the zero conv's output, for every control."""
     torch.manual_seed(0)
     control = ControlNet(UNET, hint_stages=2)
-    _randomise(control.zero_convs)
+    randomise(control.zero_convs, seed=7)
     x, t, context, cf = _inputs()
     hint = control.encode_hint(cf, x.shape[-2:])
     with torch.no_grad():

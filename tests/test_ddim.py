@@ -6,6 +6,7 @@ import torch
 
 from ldm.models.diffusion import DDIMSampler, NoiseSchedule, spaced_timesteps
 from ldm.models.diffusion.sampler_base import concat_conditions
+from stand_ins import LinearModel
 
 
 def test_ddim_timesteps_match_hand_computed():
@@ -60,17 +61,6 @@ def test_q_sample_and_v_round_trip():
     assert sched.training_target(x0, noise, t, "v") is not noise
     with pytest.raises(ValueError, match="parameterization"):
         sched.predict_x0_eps(x_t, t, noise, "x0")
-
-
-class LinearModel:
-    """A fixed model ``out = a * x + b * cond + c * t/1000`` that records how it was called."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, x, t, cond):
-        self.calls.append(x.shape[0])
-        return 0.9 * x + 0.3 * cond["ctx"] + 0.1 * (t.float() / 1000).view(-1, 1, 1, 1)
 
 
 def test_guidance_one_is_the_conditional_prediction_alone():

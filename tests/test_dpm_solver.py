@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ldm.models.diffusion import (DDIMSampler, DPMSolverPP2MSampler, NoiseSchedule, default_steps, make_sampler,
                                   spaced_timesteps)
-from tests.test_ddim import LinearModel
+from stand_ins import LinearModel
 
 SCHEDULE = NoiseSchedule("linear", 1000, 0.00085, 0.012)
 

@@ -15,26 +15,9 @@ from eyeoct.inference.runner import InferenceOptions, cf_preparer, run_inference
 from eyeoct.inference.seeding import sample_seed
 from eyeoct.inference.statistics import STD_TO_UINT8, std_map
 from eyeoct.volume_io import read_volume
+from stand_ins import StandInModel
 
 CF_SIZE = 32
-
-
-class StandInModel(torch.nn.Module):
-    """Same `sample` contract as ControlLDM: a volume from the CF plus noise of each item's generator."""
-
-    def __init__(self, height=16, width=24):
-        super().__init__()
-        self.scale = torch.nn.Parameter(torch.tensor(0.5))
-        self.height, self.width = height, width
-        self.calls = []
-
-    def sample(self, cf, steps, eta, guidance_scale, generator, sampler, precision):
-        self.calls.append(dict(batch=cf.shape[0], steps=steps, eta=eta, guidance_scale=guidance_scale,
-                               sampler=sampler, precision=precision))
-        assert len(generator) == cf.shape[0]
-        noise = torch.cat([torch.randn(1, 6, self.height, self.width, generator=g) for g in generator])
-        base = torch.nn.functional.interpolate(cf.mean(1, keepdim=True), size=(self.height, self.width))
-        return torch.tanh(base + self.scale * noise * guidance_scale)
 
 
 def save_rgb(path: Path, height: int, width: int, seed: int, mode: str = "RGB") -> Path:

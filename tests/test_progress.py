@@ -16,7 +16,7 @@ from eyeoct.data.phantom import PhantomConfig
 from eyeoct.inference.inputs import collect_inputs
 from eyeoct.inference.runner import InferenceOptions, cf_preparer, run_inference
 from eyeoct.progress import progress_bar
-from tests.test_infer import StandInModel
+from stand_ins import StandInModel
 
 TINY = dict(cf_size=32, oct_height=32, oct_width=32)
 
