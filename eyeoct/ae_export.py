@@ -10,14 +10,13 @@ import torch
 from omegaconf import OmegaConf
 
 from eyeoct.config import instantiate_from_config, load_config, require
-from eyeoct.runs import CONFIG_NAME, resolve_resume
+from eyeoct.runs import CONFIG_NAME, new_export_dir, resolve_resume
 from ldm.models.autoencoder import AutoencoderKL
 from ldm.models.autoencoder_export import export_autoencoder, measure_scale_factor
 from ldm.util.checkpoints import read_state_dict
 
 logger = logging.getLogger(__name__)
 
-EXPORT_SUBDIR = "export"
 
 
 def measure_and_export(model: AutoencoderKL, batches: Iterable[Any], out_dir: str | Path, n_batches: int,
@@ -31,8 +30,8 @@ def measure_and_export(model: AutoencoderKL, batches: Iterable[Any], out_dir: st
 
 
 class ExportAutoencoder(pl.Callback):
-    """At the end of ``fit`` (rank 0 only) export to ``<run_dir>/export/`` with the scale factor
-    measured over ``n_batches`` training batches."""
+    """At the end of ``fit`` (rank 0 only) export to a new ``<run_dir>/export*/`` folder (see
+    `eyeoct.runs.new_export_dir`) with the scale factor measured over ``n_batches`` training batches."""
 
     def __init__(self, n_batches: int = 16, seed: int = 0):
         if n_batches < 1:
@@ -42,7 +41,7 @@ class ExportAutoencoder(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        out_dir = Path(trainer.default_root_dir) / EXPORT_SUBDIR
+        out_dir = new_export_dir(trainer.default_root_dir)
         measure_and_export(pl_module, trainer.train_dataloader, out_dir, self.n_batches, self.seed)
 
 
@@ -55,7 +54,7 @@ def export_settings(cfg) -> dict:
 
 
 def export_run(run_or_ckpt: str | Path, n_batches: int | None = None) -> Path:
-    """Export a run's checkpoint (its ``last.ckpt`` or the given file) to ``<run_dir>/export/``."""
+    """Export a run's checkpoint (its ``last.ckpt`` or the given file) to a new ``<run_dir>/export*/`` folder."""
     run_dir, ckpt = resolve_resume(run_or_ckpt)
     cfg = load_config([run_dir / CONFIG_NAME])
     settings = export_settings(cfg)
@@ -64,6 +63,6 @@ def export_run(run_or_ckpt: str | Path, n_batches: int | None = None) -> Path:
     model.load_state_dict(read_state_dict(ckpt, "a stage-1 Lightning checkpoint (last.ckpt of a train_ae.py run)"))
     datamodule = instantiate_from_config(require(cfg, "data"))
     datamodule.setup("fit")
-    out_dir, _ = measure_and_export(model, datamodule.train_dataloader(), run_dir / EXPORT_SUBDIR, n_batches,
+    out_dir, _ = measure_and_export(model, datamodule.train_dataloader(), new_export_dir(run_dir), n_batches,
                                     int(settings.get("seed", 0)))
     return out_dir

@@ -13,20 +13,10 @@ from pytorch_lightning.strategies import FSDPStrategy
 
 from cldm.cldm import ControlLDM
 from cldm.export import export_controlldm
-from eyeoct.ae_export import EXPORT_SUBDIR
 from eyeoct.config import load_config
-from eyeoct.runs import CONFIG_NAME, resolve_resume
+from eyeoct.runs import CONFIG_NAME, new_export_dir, resolve_resume
 
 logger = logging.getLogger(__name__)
-
-
-def new_export_dir(run_dir: str | Path) -> Path:
-    """`<run_dir>/export/`, or the first of `export-2/`, `export-3/`, ... that does not exist yet."""
-    base = Path(run_dir) / EXPORT_SUBDIR
-    candidate, k = base, 2
-    while candidate.exists():
-        candidate, k = base.with_name(f"{EXPORT_SUBDIR}-{k}"), k + 1
-    return candidate
 
 
 class ExportControlLDM(pl.Callback):

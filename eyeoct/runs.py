@@ -11,6 +11,7 @@ from pathlib import Path
 
 RUN_DIR_ENV = "EYEOCT_RUN_DIR"
 CONFIG_NAME = "config.yaml"
+EXPORT_SUBDIR = "export"  # <run_dir>/export/: a run's exported model (export-2/, ... for later ones)
 CHECKPOINT_FOLDER = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 
@@ -86,3 +87,12 @@ def resolve_resume(path: str | Path) -> tuple[Path, Path]:
     if not (run_dir / CONFIG_NAME).is_file():
         raise RunDirError(f"cannot resume {run_dir}: its {CONFIG_NAME} is missing")
     return run_dir, ckpt
+
+
+def new_export_dir(run_dir: str | Path) -> Path:
+    """`<run_dir>/export/`, or the first of `export-2/`, `export-3/`, ... that does not exist yet."""
+    base = Path(run_dir) / EXPORT_SUBDIR
+    candidate, k = base, 2
+    while candidate.exists():
+        candidate, k = base.with_name(f"{EXPORT_SUBDIR}-{k}"), k + 1
+    return candidate

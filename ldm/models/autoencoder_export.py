@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from ldm.models.autoencoder import AutoencoderKL
 from ldm.util.config import upgrade_stored_spec
+from ldm.util.files import temporary_sibling
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +61,20 @@ def autoencoder_spec(model: AutoencoderKL, scale_factor: float) -> dict:
 
 def export_autoencoder(model: AutoencoderKL, out_dir: str | Path, scale_factor: float,
                        n_batches_measured: int) -> Path:
-    """Write ``autoencoder.safetensors`` (encoder/decoder weights) and ``autoencoder.yaml`` to ``out_dir``."""
+    """Write ``autoencoder.safetensors`` (encoder/decoder weights) and ``autoencoder.yaml`` into the new folder
+    ``out_dir`` (an existing one is refused); the files appear together (written in a temporary folder, then
+    renamed)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists():
+        raise FileExistsError(f"refusing to overwrite the existing export folder {out_dir}")
     weights = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()
                if not name.startswith("loss.")}
-    save_file(weights, str(out_dir / EXPORT_WEIGHTS))
     spec = {**autoencoder_spec(model, scale_factor), "n_batches_measured": int(n_batches_measured)}
-    (out_dir / EXPORT_CONFIG).write_text(yaml.safe_dump(spec, sort_keys=False))
+    tmp = temporary_sibling(out_dir)
+    tmp.mkdir(parents=True)
+    save_file(weights, str(tmp / EXPORT_WEIGHTS))
+    (tmp / EXPORT_CONFIG).write_text(yaml.safe_dump(spec, sort_keys=False))
+    tmp.rename(out_dir)
     logger.info("exported autoencoder to %s (scale_factor %.6g over %d batches)", out_dir, scale_factor,
                 n_batches_measured)
     return out_dir
