@@ -14,8 +14,9 @@ from ldm.modules.distributions import DiagonalGaussianDistribution
 from script_helpers import script_main, the_run_dir
 
 TINY_CONFIG = "configs/dm/tiny_test.yaml"
-TRAIN_STEPS = 1200  # measured own vs other CF (g=3): 900 steps 0.680 vs 0.600, 1200 steps 0.785 vs 0.503 (4/4 eyes);
-# without the pooled CF vector (unet pooled_cond_dim=null) 1200 steps give only 0.644 vs 0.571
+TRAIN_STEPS = 1200  # own CF vs the mean of the other three (g=3), measured on an AVX512 CPU: 0.777 vs 0.592 (each eye
+# 0.77-0.79 vs 0.48-0.66). Against one other CF (the earlier test, another CPU): 900 steps 0.680 vs 0.600, 1200 steps
+# 0.785 vs 0.503; without the pooled CF vector (unet pooled_cond_dim=null) 1200 steps gave only 0.644 vs 0.571
 
 
 
@@ -96,7 +97,10 @@ class PooledFirstStage(torch.nn.Module):
 
 
 def test_the_true_cf_gives_a_closer_volume_than_another_eyes_cf(repo_root):
-    """After a short training on four phantom eyes, sampling from each eye's own CF beats another eye's CF."""
+    """After a short training on four phantom eyes, sampling from each eye's own CF beats the other eyes' CFs.
+
+    Two of the four eyes are alike (the sample from one's CF scores as high against the other's truth), so each
+    eye's own CF is compared with the mean over all three other CFs, not with one of them."""
     torch.manual_seed(0)
     dataset = PhantomDataset(start=0, num_cases=4, phantom={"cf_size": 32, "oct_height": 32, "oct_width": 32})
     batch = {k: torch.stack([dataset[i][k] for i in range(4)]) for k in ("cf", "oct")}
@@ -121,6 +125,8 @@ def test_the_true_cf_gives_a_closer_volume_than_another_eyes_cf(repo_root):
         out = model.sample(cf, steps=20, guidance_scale=3.0, generator=torch.Generator().manual_seed(0))
         return ssim_per_image((out + 1) / 2, (batch["oct"] + 1) / 2, data_range=1.0).mean(dim=1)
 
-    own, other = ssim_to_truth(batch["cf"]), ssim_to_truth(batch["cf"].roll(1, dims=0))
+    # each eye's truth against the samples from its own CF and from each of the three other eyes' CFs
+    own = ssim_to_truth(batch["cf"])
+    other = torch.stack([ssim_to_truth(batch["cf"].roll(shift, dims=0)) for shift in (1, 2, 3)]).mean(dim=0)
     assert own.mean() > other.mean() + 0.15, (own, other)
     assert (own > other).all(), (own, other)
