@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sampler", choices=SAMPLER_NAMES, default=DEFAULT_SAMPLER)
     parser.add_argument("--steps", "--ddim-steps", dest="steps", type=int, default=None,
                         help="sampling steps (default: the sampler's, dpmpp-2m 15, ddim 50)")
-    parser.add_argument("--guidance", type=float, default=1.0)
+    parser.add_argument("--guidance", type=float, default=DemoSettings.guidance,
+                        help=f"classifier-free guidance scale (1 = none; default {DemoSettings.guidance})")
     parser.add_argument("--seed", type=int, default=0,
                         help="run.seed of both training stages (an ae./dm. run.seed override wins) and the "
                              "inference sampling seed")
