@@ -86,7 +86,7 @@ class ControlLDM(StepRandomness, pl.LightningModule):
                  ema_decay: float = 0.999, learning_rate: float = 1e-4, weight_decay: float = 0.0,
                  adam_betas: Sequence[float] = (0.9, 0.999), warmup_steps: int = 0, lr_decay: str = "constant",
                  min_lr_ratio: float = 0.0, optimizer: dict | None = None, loss_buckets: int = 4,
-                 unet_init: str | None = None, val_seed: int = 0, min_snr_gamma: float | None = None):
+                 unet_init: str | None = None, val_seed: int = 0):
         super().__init__()
         self.save_hyperparameters()  # load_from_checkpoint rebuilds the model from these (plain values only)
         check_parameterization(parameterization)
@@ -107,9 +107,6 @@ class ControlLDM(StepRandomness, pl.LightningModule):
         self.schedule = NoiseSchedule(**(schedule or {}))
         self.parameterization = parameterization
         self.p_uncond = float(p_uncond)
-        if min_snr_gamma is not None and not min_snr_gamma > 0:
-            raise ValueError(f"min_snr_gamma must be > 0 (or null: unweighted loss), got {min_snr_gamma}")
-        self.min_snr_gamma = None if min_snr_gamma is None else float(min_snr_gamma)
         self.use_ema = use_ema
         self.learning_rate, self.weight_decay, self.adam_betas = learning_rate, weight_decay, tuple(adam_betas)
         self.warmup_steps = int(warmup_steps)
@@ -220,20 +217,12 @@ class ControlLDM(StepRandomness, pl.LightningModule):
         per_sample = F.mse_loss(out.float(), target, reduction="none").mean(dim=(1, 2, 3))
         return per_sample, t, dropped
 
-    def loss_weights(self, t: torch.Tensor) -> torch.Tensor:
-        """Training-loss weights [B] of timesteps `t` [B]: 1, or Min-SNR-gamma with `min_snr_gamma` set
-        (``min(snr, gamma) / snr`` for eps, ``min(snr, gamma) / (snr + 1)`` for v; Hang et al., 2023)."""
-        if self.min_snr_gamma is None:
-            return torch.ones(t.shape[0], device=t.device)
-        return self.schedule.min_snr_weight(t, self.parameterization, self.min_snr_gamma)
-
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        """Loss of one micro-batch (weighted by `loss_weights`), with its unweighted per-sample losses and
-        timesteps for `TimestepLossBuckets`."""
+        """Loss of one micro-batch, with its per-sample losses and timesteps for `TimestepLossBuckets`."""
         accumulate = self._trainer.accumulate_grad_batches if self._trainer is not None else 1
         generator = self.micro_batch_generator(batch_idx % accumulate)
         per_sample, t, _ = self.diffusion_loss(batch, generator, sample_posterior=True)
-        loss = (self.loss_weights(t) * per_sample).mean()
+        loss = per_sample.mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=per_sample.shape[0])
         return {"loss": loss, "per_sample_loss": per_sample.detach(), "timesteps": t}
 

@@ -59,8 +59,7 @@ class NoiseSchedule(nn.Module):
         self.betas = betas
         self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
         tables = {"sqrt_alphas_cumprod": self.alphas_cumprod.sqrt(),
-                  "sqrt_one_minus_alphas_cumprod": (1.0 - self.alphas_cumprod).sqrt(),
-                  "snr_table": self.alphas_cumprod / (1.0 - self.alphas_cumprod)}
+                  "sqrt_one_minus_alphas_cumprod": (1.0 - self.alphas_cumprod).sqrt()}
         for name, table in tables.items():
             self.register_buffer(name, table.float(), persistent=False)
 
@@ -112,15 +111,3 @@ class NoiseSchedule(nn.Module):
         if parameterization == "eps":
             return (x_t - s * model_out) / a, model_out
         return a * x_t - s * model_out, s * x_t + a * model_out
-
-    def snr(self, t: torch.Tensor) -> torch.Tensor:
-        """Signal-to-noise ratio ``abar_t / (1 - abar_t)`` [B] (float32, on ``t``'s device)."""
-        t = torch.as_tensor(t)
-        return self.gather(self.snr_table, t, torch.empty(t.shape[0], device=t.device))
-
-    def min_snr_weight(self, t: torch.Tensor, parameterization: str, gamma: float = 5.0) -> torch.Tensor:
-        """Min-SNR-gamma loss weights [B] (Hang et al., 2023) for the eps or v regression target."""
-        check_parameterization(parameterization)
-        snr = self.snr(t)
-        clipped = torch.clamp(snr, max=gamma)
-        return clipped / snr if parameterization == "eps" else clipped / (snr + 1)
