@@ -31,6 +31,7 @@ from eyeoct.data.datasets import PhantomDataset
 from eyeoct.eval import Comparison, EvaluationSettings, compare_methods
 from eyeoct.eval.report import Picture, render_html
 from eyeoct.inference.inputs import collect_inputs
+from eyeoct.inference.layout import OutputLayout
 from eyeoct.inference.loading import load_inference_model
 from eyeoct.inference.runner import InferenceOptions, cf_preparer, run_inference
 from eyeoct.runs import CONFIG_NAME, claim_run_dir, create_run_dir, run_files
@@ -41,9 +42,11 @@ logger = logging.getLogger(__name__)
 
 AE_CONFIG, DM_CONFIG = "ae/phantom_demo", "dm/phantom_demo"  # packaged configs (eyeoct.config.resolve_config_path)
 HELDOUT_PART = "test"
-DEMO_METHODS = ("model", "mean", "nn_pixel", "nn_encoder", "ceiling", "oracle")
+DEMO_METHODS = ("model", "model_single", "mean", "nn_pixel", "nn_encoder", "ceiling", "oracle")
+DEMO_BASELINES = DEMO_METHODS[2:]
 METHOD_DESCRIPTIONS = {
     "model": "the trained model, per-pixel mean of its samples per eye",
+    "model_single": "the trained model, its first sample per eye alone (one draw, as a one-sample submission)",
     "mean": "the mean training volume, the same for every eye",
     "nn_pixel": "the training eye whose CF is closest in pixels",
     "nn_encoder": "the training eye whose CF is closest in the trained model's CF-encoder space",
@@ -62,8 +65,8 @@ class DemoSettings:
     root: Path = Path("runs")
     sampler: str = DEFAULT_SAMPLER
     steps: int | None = None  # None: the sampler's default (dpmpp-2m 15, ddim 50)
-    guidance: float = 1.0
-    seed: int = 0
+    guidance: float = 1.5  # classifier-free guidance: measured on the demo models, README variant table
+    seed: int = 0  # both training stages' run.seed (unless overridden) and the inference sampling seed
     samples_per_input: int = 8  # held-out eyes: the per-pixel mean of K samples is submitted
 
     overrides_ae: tuple[str, ...] = ()
@@ -76,9 +79,12 @@ def _stage(title: str) -> float:
 
 
 def stage_configs(settings: DemoSettings, demo_dir: Path) -> dict[str, DictConfig]:
-    """The merged configs of both training stages (`ae`, `dm`), the overrides applied."""
-    dm_overrides = [f"model.params.first_stage={demo_dir / 'ae' / 'export'}", *settings.overrides_dm]
-    return {"ae": load_config([AE_CONFIG], settings.overrides_ae), "dm": load_config([DM_CONFIG], dm_overrides)}
+    """The merged configs of both training stages (`ae`, `dm`), the overrides applied; `settings.seed` is
+    both stages' `run.seed` unless an override sets it (and the sampling seed of inference)."""
+    seed = f"run.seed={settings.seed}"
+    dm_overrides = [seed, f"model.params.first_stage={demo_dir / 'ae' / 'export'}", *settings.overrides_dm]
+    return {"ae": load_config([AE_CONFIG], [seed, *settings.overrides_ae]),
+            "dm": load_config([DM_CONFIG], dm_overrides)}
 
 
 def _train(cfg: DictConfig, run_dir: Path) -> None:
@@ -105,6 +111,15 @@ def _write_retina(folder: Path) -> Path:
     path = folder / "skimage_retina.jpg"
     Image.fromarray(retina()).save(path, quality=95)
     return path
+
+
+def _prediction_dirs(heldout: Path, baselines: dict[str, Path], samples_per_input: int) -> dict[str, Path]:
+    """The folders scored, in table order: the submitted model volumes (`model`, the mean of K samples when
+    K > 1), the first sample alone when K > 1 (`model_single`; the runner keeps every sample), the baselines."""
+    dirs = {"model": heldout}
+    if samples_per_input > 1:
+        dirs["model_single"] = OutputLayout(heldout).samples_root(0)
+    return dirs | {m: baselines[m] for m in DEMO_BASELINES if m in baselines}
 
 
 def _results_table(comparison: Comparison) -> str:
@@ -182,7 +197,7 @@ def run_demo(settings: DemoSettings) -> Path:
     timings["inference_s"] = time.perf_counter() - start
 
     start = _stage("5/6 evaluation against the held-out ground truth")
-    pred_dirs = {"model": predictions / "heldout", **{m: folders[m] for m in DEMO_METHODS if m in folders}}
+    pred_dirs = _prediction_dirs(predictions / "heldout", folders, settings.samples_per_input)
     heldout = data.heldout[0]
     axial_um = (1000.0 * heldout.config.scan_depth_mm / heldout.config.oct_height
                 if isinstance(heldout, PhantomDataset) else None)

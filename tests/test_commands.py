@@ -96,6 +96,9 @@ def test_print_config_of_the_other_commands(capsys, empty_cwd, tmp_path):
     cfg = printed(capsys, demo.main, ["--root", "r", "ae.trainer.max_steps=3"])
     assert cfg["ae"]["trainer"]["max_steps"] == 3 and cfg["demo"]["sampler"] == "dpmpp-2m"
     assert cfg["dm"]["model"]["params"]["first_stage"] == "r/demo/<timestamp>/ae/export"
+    assert cfg["ae"]["run"]["seed"] == 0 and cfg["dm"]["run"]["seed"] == 0
+    cfg = printed(capsys, demo.main, ["--seed", "1", "dm.run.seed=2"])  # --seed seeds both stages; overrides win
+    assert (cfg["demo"]["seed"], cfg["ae"]["run"]["seed"], cfg["dm"]["run"]["seed"]) == (1, 1, 2)
     cfg = printed(capsys, evaluate.main, ["--pred", "preds", "--gt", "truth"])
     assert cfg["out"] == "preds_eval" and cfg["settings"]["device"] == "auto"  # CUDA when present
     cfg = printed(capsys, make_phantom.main, ["--out", "phantom", "--n", "3", "--oct-size", "40x64"])

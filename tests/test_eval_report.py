@@ -285,3 +285,13 @@ def test_demo_report_is_the_comparison_with_links_into_eval(folders, tmp_path):
     means = comparison.metrics.set_index(["method", "metric"])
     row = means.loc[("oracle", "ssim")]
     assert table[3].startswith(f"| oracle | {len(IDS)} | {row['mean']:.4f} [{row['ci_low']:.4f}, {row['ci_high']:.4f}]")
+
+
+def test_demo_scores_the_first_sample_beside_the_mean_of_k(tmp_path):
+    from eyeoct.demo import DEMO_METHODS, _prediction_dirs
+
+    heldout, baselines = tmp_path / "heldout", {m: tmp_path / m for m in ("oracle", "mean", "ground_truth")}
+    dirs = _prediction_dirs(heldout, baselines, samples_per_input=8)
+    assert list(dirs) == ["model", "model_single", "mean", "oracle"] and DEMO_METHODS[:2] == ("model", "model_single")
+    assert dirs["model"] == heldout and dirs["model_single"] == heldout / "samples" / "s0"  # the runner's sample 0
+    assert list(_prediction_dirs(heldout, baselines, samples_per_input=1)) == ["model", "mean", "oracle"]

@@ -2,6 +2,7 @@
 
     eyeoct-demo
     eyeoct-demo --steps 10 ae.trainer.max_steps=200 dm.trainer.max_steps=200   # quicker look
+    eyeoct-demo --seed 1                                                       # every seed 1 (both stages, sampling)
 
 Everything is written to a new folder runs/demo/<timestamp>/ (see eyeoct/demo.py); its report.html
 holds the results table.
@@ -23,8 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sampler", choices=SAMPLER_NAMES, default=DEFAULT_SAMPLER)
     parser.add_argument("--steps", "--ddim-steps", dest="steps", type=int, default=None,
                         help="sampling steps (default: the sampler's, dpmpp-2m 15, ddim 50)")
-    parser.add_argument("--guidance", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--guidance", type=float, default=DemoSettings.guidance,
+                        help=f"classifier-free guidance scale (1 = none; default {DemoSettings.guidance})")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="run.seed of both training stages (an ae./dm. run.seed override wins) and the "
+                             "inference sampling seed")
     parser.add_argument("--samples-per-input", type=int, default=8,
                         help="samples per held-out eye; their per-pixel mean is scored")
     parser.add_argument("overrides", nargs="*", metavar="ae.key=value|dm.key=value",
