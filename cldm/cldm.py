@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -34,7 +35,9 @@ logger = logging.getLogger(__name__)
 
 SAMPLING_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # `sample(precision=...)`
 FIRST_STAGE_SPEC_KEY = "first_stage_spec"  # checkpoint entry: the autoencoder's config, for a moved export
-CF_ENCODER_KEYS = ("model_name", "vision_cfg", "pretrained", "trainable", "use_checkpoint")  # of `CFEncoder`
+# the `cf_encoder_config` keys: CFEncoder's arguments but the two ControlLDM sets from `unet_config`
+CF_ENCODER_KEYS = tuple(name for name in inspect.signature(CFEncoder).parameters
+                        if name not in ("context_dim", "pooled_dim"))
 
 
 def build_first_stage(first_stage: str | None, first_stage_config: Mapping | None,
