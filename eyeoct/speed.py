@@ -16,7 +16,9 @@ from typing import Any, Mapping
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.plugins.precision import MixedPrecision, Precision
 from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.utilities import GradClipAlgorithmType
 from torch import nn
 
 from eyeoct.config import ConfigError, to_container
@@ -99,9 +101,36 @@ def apply_to_model(model: nn.Module, settings: SpeedSettings) -> None:
     logger.info("torch.compile (mode %s): %s", settings.compile_mode, ", ".join(names))
 
 
+class BF16Autocast(MixedPrecision):
+    """Lightning's `bf16-mixed` that also clips gradients before a fused optimiser step.
+
+    Lightning refuses any clipping when the optimiser is fused, because under fp16 the fused kernel unscales
+    the gradients itself. bf16 has no loss scaler: the gradients are the true ones, so clipping them before
+    the step is exact and the fused AdamW can stay on.
+    """
+
+    def __init__(self, device: str) -> None:
+        super().__init__("bf16-mixed", device)
+
+    def clip_gradients(self, optimizer: torch.optim.Optimizer, clip_val: float = 0.0,
+                       gradient_clip_algorithm: GradClipAlgorithmType = GradClipAlgorithmType.NORM) -> None:
+        Precision.clip_gradients(self, optimizer, clip_val, gradient_clip_algorithm)
+
+
+def _autocast_device(accelerator: str) -> str:
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cpu" if accelerator == "cpu" else "cuda"
+
+
 def trainer_arguments(settings: SpeedSettings, trainer_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """`trainer_kwargs` with cuDNN benchmarking and, for `strategy: ddp`, a DDP strategy with the DDP options."""
+    """`trainer_kwargs` with cuDNN benchmarking, `precision: bf16-mixed` as the `BF16Autocast` plugin and,
+    for `strategy: ddp`, a DDP strategy with the DDP options."""
     kwargs = dict(trainer_kwargs)
+    if str(kwargs.get("precision")) == "bf16-mixed":
+        del kwargs["precision"]
+        device = _autocast_device(str(kwargs.get("accelerator", "auto")))
+        kwargs["plugins"] = [*(kwargs.get("plugins") or []), BF16Autocast(device)]
     if "benchmark" in kwargs:
         raise ConfigError("set cuDNN benchmarking with speed.cudnn_benchmark, not trainer.benchmark")
     kwargs["benchmark"] = settings.cudnn_benchmark

@@ -104,11 +104,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path, shards_its_data: bool = False)
         trainer_kwargs["use_distributed_sampler"] = False
     # events in <run>/tensorboard/; an empty version also keeps a meaningless `v_num` off the progress bar
     tb_logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    trainer_kwargs["plugins"] = [AtomicCheckpointIO(), *trainer_kwargs.get("plugins", [])]
     return pl.Trainer(
         default_root_dir=str(run_dir),
         logger=tb_logger,
         callbacks=build_callbacks(cfg, run_dir),
-        plugins=[AtomicCheckpointIO()],
         **trainer_kwargs,
     )
 

@@ -3,11 +3,15 @@ DDP options (tested in test_ae_ddp.py), torch.compile (slow)."""
 import pytest
 import torch
 from omegaconf import OmegaConf
+from pytorch_lightning.plugins.precision import MixedPrecision
 from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.utilities import GradClipAlgorithmType
 from torch import nn
 
+from ae_helpers import TINY_CONFIG as TINY_AE, only_run_dir, train_ae_main
+
 from eyeoct.config import ConfigError, instantiate_from_config, load_config
-from eyeoct.speed import SpeedSettings, apply_to_model, apply_to_process
+from eyeoct.speed import BF16Autocast, SpeedSettings, apply_to_model, apply_to_process
 from eyeoct.training import build_trainer
 from ldm.optim import build_adamw, warmup_decay
 
@@ -106,6 +110,34 @@ def test_matmul_precision_and_cudnn_benchmark_reach_torch(tmp_path):
     assert torch.backends.cudnn.benchmark is False
     with pytest.raises(ConfigError, match="speed.cudnn_benchmark, not trainer.benchmark"):
         build_trainer(OmegaConf.create({"trainer": {"benchmark": True}}), tmp_path)
+
+
+def test_bf16_mixed_clips_gradients_before_a_fused_step(tmp_path):
+    trainer = build_trainer(OmegaConf.create({"trainer": {"accelerator": "cpu", "devices": 1,
+                                                          "precision": "bf16-mixed"}}), tmp_path)
+    assert isinstance(trainer.precision_plugin, BF16Autocast) and trainer.precision == "bf16-mixed"
+    assert trainer.precision_plugin.device == "cpu"
+    net = nn.Linear(4, 3)
+    optimizer = build_adamw(net.parameters(), 1e-3, (0.9, 0.999), 0.0)
+    assert optimizer.defaults["fused"] is True
+    for p in net.parameters():
+        p.grad = torch.full_like(p, 2.0)  # 15 entries: norm 2 * sqrt(15)
+    with pytest.raises(RuntimeError, match="does not allow for gradient clipping"):
+        MixedPrecision("bf16-mixed", "cpu").clip_gradients(optimizer, 1.0, GradClipAlgorithmType.NORM)
+    trainer.precision_plugin.clip_gradients(optimizer, 1.0, GradClipAlgorithmType.NORM)
+    for p in net.parameters():
+        torch.testing.assert_close(p.grad, torch.full_like(p, 1 / 15 ** 0.5), rtol=1e-5, atol=0)
+
+
+def test_stage1_trains_in_bf16_with_clipping_and_the_fused_optimizer(tmp_path):
+    """configs/ae/aptos_kl_f8.yaml's combination (bf16-mixed, gradient_clip_val 1.0, fused AdamW), which
+    Lightning's own bf16 plugin stops at the first step."""
+    train_ae_main()(["--config", str(TINY_AE), f"run.root={tmp_path}", "trainer.max_steps=3",
+                     "trainer.precision=bf16-mixed", "trainer.val_check_interval=3"])
+    checkpoint = torch.load(only_run_dir(tmp_path) / "checkpoints" / "last.ckpt", map_location="cpu",
+                            weights_only=True)
+    assert checkpoint["global_step"] == 3
+    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())
 
 
 def test_ddp_options_build_a_ddp_strategy(tmp_path):
