@@ -33,7 +33,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import (CLOCK_HELP, count_flops, cpu_has_native_bf16, machine_line,  # noqa: E402
+from measure import (CLOCK_HELP, count_flops, machine_line,  # noqa: E402
                      peak_rss_growth_mib, reset_peak_rss, time_per_call)
 
 RANDOM_FIRST_STAGE = [
@@ -131,6 +131,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_case(json.loads(args.child))))
         return
+    from eyeoct.devices import cpu_has_native_bf16  # here, not at the top: children import another tree's eyeoct
+
     precisions = list(args.precision)
     if "bf16" in precisions and not torch.cuda.is_available() and not cpu_has_native_bf16() and not args.force_bf16:
         precisions.remove("bf16")

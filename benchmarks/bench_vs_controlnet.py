@@ -52,9 +52,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cldm.controlnet import ControlNet  # noqa: E402
+from eyeoct.devices import cpu_has_native_bf16  # noqa: E402
 from ldm.modules.unet import UNetModel  # noqa: E402
 from ldm.sd_init import sd_key_to_ours  # noqa: E402
-from measure import CLOCK_HELP, cpu_has_native_bf16, interleaved_medians, machine_line  # noqa: E402
+from measure import CLOCK_HELP, interleaved_medians, machine_line  # noqa: E402
 
 REFERENCE_FILES = ("cldm/cldm.py", "ldm/util.py", "ldm/modules/attention.py",
                    "ldm/modules/diffusionmodules/openaimodel.py", "ldm/modules/diffusionmodules/util.py")

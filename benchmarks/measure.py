@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 CLOCK_HELP = ("wall: elapsed time; cpu: CPU time of this process (all its threads), far less disturbed by "
               "other jobs sharing the cores; with one thread the two agree on a quiet machine")
@@ -17,6 +18,8 @@ CLOCK_HELP = ("wall: elapsed time; cpu: CPU time of this process (all its thread
 
 def machine_line() -> str:
     """CPU model, torch threads and the date, for the header of a result table."""
+    from eyeoct.devices import cpu_has_native_bf16  # here: a child measuring another tree imports that eyeoct
+
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -26,14 +29,6 @@ def machine_line() -> str:
     flags = "native bf16" if cpu_has_native_bf16() else "no native bf16"
     return (f"{model} ({flags}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
             f"{datetime.date.today().isoformat()}")
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN has bf16 kernels for this CPU (AVX512-BF16/AMX); elsewhere bf16 is emulated, slowly."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def time_per_call(fn: Callable[[], object], calls: int, clock: str = "wall") -> float:

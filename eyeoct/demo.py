@@ -28,6 +28,7 @@ from eyeoct.baselines.ceiling import DEFAULT_K, write_ceiling
 from eyeoct.config import load_config, save_config
 from eyeoct.data.transforms import unit_to_uint8
 from eyeoct.data.datasets import PhantomDataset
+from eyeoct.devices import cpu_has_native_bf16
 from eyeoct.eval import Comparison, EvaluationSettings, compare_methods
 from eyeoct.eval.report import Picture, render_html
 from eyeoct.inference.inputs import collect_inputs
@@ -42,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 AE_CONFIG, DM_CONFIG = "ae/phantom_demo", "dm/phantom_demo"  # packaged configs (eyeoct.config.resolve_config_path)
 HELDOUT_PART = "test"
+PRECISIONS = ("auto", "fp32", "bf16")
+TRAINER_PRECISION = {"fp32": 32, "bf16": "bf16-mixed"}
+DEMO_STEPS = {"dpmpp-2m": 10}  # measured on the demo models (README variant table); other samplers: their default
 DEMO_METHODS = ("model", "model_single", "mean", "nn_pixel", "nn_encoder", "ceiling", "oracle")
 DEMO_BASELINES = DEMO_METHODS[2:]
 METHOD_DESCRIPTIONS = {
@@ -64,13 +68,24 @@ class DemoSettings:
 
     root: Path = Path("runs")
     sampler: str = DEFAULT_SAMPLER
-    steps: int | None = None  # None: the sampler's default (dpmpp-2m 15, ddim 50)
+    steps: int | None = None  # None: DEMO_STEPS, else the sampler's default (ddim 50)
+    precision: str = "auto"  # auto: bf16 autocast where the CPU has native bf16 kernels, else fp32
     guidance: float = 1.5  # classifier-free guidance: measured on the demo models, README variant table
     seed: int = 0  # both training stages' run.seed (unless overridden) and the inference sampling seed
     samples_per_input: int = 8  # held-out eyes: the per-pixel mean of K samples is submitted
 
     overrides_ae: tuple[str, ...] = ()
     overrides_dm: tuple[str, ...] = ()
+
+
+def resolved_precision(settings: DemoSettings) -> str:
+    """`fp32` or `bf16` for both training stages and sampling; `auto` picks bf16 only on CPUs with native bf16
+    kernels (AVX512-BF16, AMX), where it is faster; elsewhere oneDNN emulates bf16, many times slower."""
+    if settings.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {settings.precision!r}")
+    if settings.precision == "auto":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return settings.precision
 
 
 def _stage(title: str) -> float:
@@ -81,9 +96,9 @@ def _stage(title: str) -> float:
 def stage_configs(settings: DemoSettings, demo_dir: Path) -> dict[str, DictConfig]:
     """The merged configs of both training stages (`ae`, `dm`), the overrides applied; `settings.seed` is
     both stages' `run.seed` unless an override sets it (and the sampling seed of inference)."""
-    seed = f"run.seed={settings.seed}"
-    dm_overrides = [seed, f"model.params.first_stage={demo_dir / 'ae' / 'export'}", *settings.overrides_dm]
-    return {"ae": load_config([AE_CONFIG], [seed, *settings.overrides_ae]),
+    common = [f"run.seed={settings.seed}", f"trainer.precision={TRAINER_PRECISION[resolved_precision(settings)]}"]
+    dm_overrides = [*common, f"model.params.first_stage={demo_dir / 'ae' / 'export'}", *settings.overrides_dm]
+    return {"ae": load_config([AE_CONFIG], [*common, *settings.overrides_ae]),
             "dm": load_config([DM_CONFIG], dm_overrides)}
 
 
@@ -156,6 +171,10 @@ def run_demo(settings: DemoSettings) -> Path:
     """Run every stage of the demo and return its folder."""
     demo_dir = create_run_dir(settings.root, "demo", subfolders=())
     logger.info("demo folder: %s", demo_dir)
+    precision = resolved_precision(settings)
+    why = (f"auto: this CPU has {'' if precision == 'bf16' else 'no '}native bf16 kernels"
+           if settings.precision == "auto" else "as asked")
+    logger.info("precision: %s (%s)", precision, why)
     configs = stage_configs(settings, demo_dir)
     timings = {}
 
@@ -179,7 +198,9 @@ def run_demo(settings: DemoSettings) -> Path:
         folders["ceiling"] = write_ceiling(data.train, data.heldout, demo_dir / "baselines" / "ceiling")
     timings["baselines_s"] = time.perf_counter() - start
 
-    sampling = dict(sampler=settings.sampler, steps=settings.steps, guidance=settings.guidance, seed=settings.seed)
+    steps = settings.steps or DEMO_STEPS.get(settings.sampler)
+    sampling = dict(sampler=settings.sampler, steps=steps, guidance=settings.guidance, seed=settings.seed,
+                    precision=precision)
     options = InferenceOptions(**sampling, batch_size=16, samples_per_input=settings.samples_per_input,
                                submit="mean" if settings.samples_per_input > 1 else "first",
                                size=(int(width), int(height)), ext="png", checkpoint=str(dm_ckpt))
@@ -215,7 +236,7 @@ def run_demo(settings: DemoSettings) -> Path:
         {"table": {m: {k: means[(m, k)] for k, _, _ in TABLE_METRICS if (m, k) in means.index}
                    | {"n_cases": len(comparison.case_ids)} for m in comparison.methods},
          "timings_s": {k: round(v, 1) for k, v in timings.items()},
-         "sampler": options.sampler, "steps": options.steps, "guidance": settings.guidance,
+         "sampler": options.sampler, "steps": options.steps, "guidance": settings.guidance, "precision": precision,
          "samples_per_input": settings.samples_per_input}, indent=2) + "\n")
     montages = sorted((predictions / "retina" / "montages").glob("*.png"))
     _write_report(demo_dir, comparison, montages[0] if montages else None)

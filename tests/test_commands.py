@@ -89,6 +89,15 @@ def test_print_config_of_the_training_commands(capsys, empty_cwd):
     assert cfg["data"]["params"]["dataset_defaults"]["cf_size"] == 64 and cfg["data"]["check_on_start"] is True
 
 
+def test_demo_precision_auto_follows_the_cpu(capsys, empty_cwd, monkeypatch):
+    import eyeoct.demo
+
+    for native, expected in [(True, "bf16-mixed"), (False, 32)]:
+        monkeypatch.setattr(eyeoct.demo, "cpu_has_native_bf16", lambda native=native: native)
+        cfg = printed(capsys, demo.main, [])
+        assert cfg["ae"]["trainer"]["precision"] == cfg["dm"]["trainer"]["precision"] == expected
+
+
 def test_print_config_of_the_other_commands(capsys, empty_cwd, tmp_path):
     cfg = printed(capsys, baselines.main, ["--data-config", "data/phantom_tiny", "--out", "out", "--which", "mean"])
     assert cfg["baselines"]["cf_encoder_config"] == "baselines/cf_encoder_random" and cfg["baselines"]["out"] == "out"
@@ -99,6 +108,9 @@ def test_print_config_of_the_other_commands(capsys, empty_cwd, tmp_path):
     assert cfg["ae"]["run"]["seed"] == 0 and cfg["dm"]["run"]["seed"] == 0
     cfg = printed(capsys, demo.main, ["--seed", "1", "dm.run.seed=2"])  # --seed seeds both stages; overrides win
     assert (cfg["demo"]["seed"], cfg["ae"]["run"]["seed"], cfg["dm"]["run"]["seed"]) == (1, 1, 2)
+    cfg = printed(capsys, demo.main, ["--precision", "bf16", "ae.trainer.precision=32"])
+    assert (cfg["demo"]["precision"], cfg["ae"]["trainer"]["precision"], cfg["dm"]["trainer"]["precision"]) == (
+        "bf16", 32, "bf16-mixed")
     cfg = printed(capsys, evaluate.main, ["--pred", "preds", "--gt", "truth"])
     assert cfg["out"] == "preds_eval" and cfg["settings"]["device"] == "auto"  # CUDA when present
     cfg = printed(capsys, make_phantom.main, ["--out", "phantom", "--n", "3", "--oct-size", "40x64"])
