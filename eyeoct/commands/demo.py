@@ -1,9 +1,9 @@
 """The built-in demo on CPU: phantom data -> stage 1 -> stage 2 -> inference -> baselines -> evaluation.
 
     eyeoct-demo
-    eyeoct-demo --steps 10 ae.trainer.max_steps=200 dm.trainer.max_steps=200   # quicker look
-    eyeoct-demo --seed 1                                                       # every seed 1 (both stages, sampling)
-    eyeoct-demo --precision fp32                                               # fp32 even where bf16 is native
+    eyeoct-demo --samples-per-input 2 ae.trainer.max_steps=200 dm.trainer.max_steps=200   # quicker look
+    eyeoct-demo --seed 1                      # every seed 1 (both stages, sampling)
+    eyeoct-demo --precision fp32              # fp32 even where the CPU has native bf16 kernels
 
 Everything is written to a new folder runs/demo/<timestamp>/ (see eyeoct/demo.py); its report.html
 holds the results table.
