@@ -10,7 +10,6 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 CLOCK_HELP = ("wall: elapsed time; cpu: CPU time of this process (all its threads), far less disturbed by "
               "other jobs sharing the cores; with one thread the two agree on a quiet machine")
