@@ -127,7 +127,7 @@ def trainer_arguments(settings: SpeedSettings, trainer_kwargs: Mapping[str, Any]
     """`trainer_kwargs` with cuDNN benchmarking, `precision: bf16-mixed` as the `BF16Autocast` plugin and,
     for `strategy: ddp`, a DDP strategy with the DDP options."""
     kwargs = dict(trainer_kwargs)
-    if str(kwargs.get("precision")) == "bf16-mixed":
+    if str(kwargs.get("precision")) in ("bf16-mixed", "bf16"):  # "bf16": Lightning's alias
         del kwargs["precision"]
         device = _autocast_device(str(kwargs.get("accelerator", "auto")))
         kwargs["plugins"] = [*(kwargs.get("plugins") or []), BF16Autocast(device)]

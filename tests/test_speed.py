@@ -8,7 +8,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import GradClipAlgorithmType
 from torch import nn
 
-from ae_helpers import TINY_CONFIG as TINY_AE, only_run_dir, train_ae_main
+from ae_helpers import TINY_CONFIG as TINY_AE, load_checkpoint, only_run_dir, train_ae_main
 
 from eyeoct.config import ConfigError, instantiate_from_config, load_config
 from eyeoct.speed import BF16Autocast, SpeedSettings, apply_to_model, apply_to_process
@@ -117,6 +117,9 @@ def test_bf16_mixed_clips_gradients_before_a_fused_step(tmp_path):
                                                           "precision": "bf16-mixed"}}), tmp_path)
     assert isinstance(trainer.precision_plugin, BF16Autocast) and trainer.precision == "bf16-mixed"
     assert trainer.precision_plugin.device == "cpu"
+    alias = build_trainer(OmegaConf.create({"trainer": {"accelerator": "cpu", "devices": 1, "precision": "bf16"}}),
+                          tmp_path)
+    assert isinstance(alias.precision_plugin, BF16Autocast)
     net = nn.Linear(4, 3)
     optimizer = build_adamw(net.parameters(), 1e-3, (0.9, 0.999), 0.0)
     assert optimizer.defaults["fused"] is True
@@ -134,8 +137,7 @@ def test_stage1_trains_in_bf16_with_clipping_and_the_fused_optimizer(tmp_path):
     Lightning's own bf16 plugin stops at the first step."""
     train_ae_main()(["--config", str(TINY_AE), f"run.root={tmp_path}", "trainer.max_steps=3",
                      "trainer.precision=bf16-mixed", "trainer.val_check_interval=3"])
-    checkpoint = torch.load(only_run_dir(tmp_path) / "checkpoints" / "last.ckpt", map_location="cpu",
-                            weights_only=True)
+    checkpoint = load_checkpoint(only_run_dir(tmp_path) / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 3
     assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())
 
