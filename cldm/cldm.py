@@ -20,6 +20,7 @@ from cldm.conditioning import drop_conditions
 from cldm.controlnet import ControlNet, ControlNetConfig, num_downsampling_stages
 from cldm.timestep_losses import TimestepLossBuckets
 from ldm.models.autoencoder import AutoencoderKL
+from ldm.models.autoencoder_export import TARGET as AUTOENCODER_TARGET
 from ldm.models.autoencoder_export import autoencoder_spec, load_exported_autoencoder
 from ldm.models.diffusion.samplers import DEFAULT_SAMPLER, make_sampler
 from ldm.models.diffusion.schedule import NoiseSchedule, check_parameterization
@@ -28,8 +29,8 @@ from ldm.modules.unet import UNetModel
 from ldm.optim import build_adamw, warmup_decay
 from ldm.randomness import StepRandomness
 from ldm.sd_init import init_unet_from_sd
-from ldm.util.config import (check_keys, check_params, instantiate_from_config, require, upgrade_stored_spec,
-                              validated)
+from ldm.util.config import (check_keys, check_params, check_stored_targets, instantiate_from_config, require,
+                              upgrade_stored_spec, validated)
 
 logger = logging.getLogger(__name__)
 
@@ -344,6 +345,7 @@ class ControlLDM(StepRandomness, pl.LightningModule):
             logger.info("stage-1 export %s not found: autoencoder rebuilt from the config kept in %s", export,
                         ckpt_path)
             spec = upgrade_stored_spec(spec, f"{ckpt_path} ({FIRST_STAGE_SPEC_KEY})")
+            check_stored_targets(spec, {"target": AUTOENCODER_TARGET}, f"{ckpt_path} ({FIRST_STAGE_SPEC_KEY})")
             cfg.model.params.first_stage = None
             cfg.model.params.first_stage_config = {"target": spec["target"], "params": spec["params"]}
             cfg.model.params.scale_factor = spec["scale_factor"]

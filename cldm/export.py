@@ -20,14 +20,17 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
 from cldm.cldm import ControlLDM
-from ldm.util.config import instantiate_from_config, upgrade_stored_spec
+from ldm.util.config import check_stored_targets, instantiate_from_config, upgrade_stored_spec
 from ldm.util.files import temporary_sibling
 from ldm.models.autoencoder import AutoencoderKL
+from ldm.models.autoencoder_export import TARGET as AUTOENCODER_TARGET
 from ldm.models.autoencoder_export import autoencoder_spec
 
 logger = logging.getLogger(__name__)
 
 TARGET = "cldm.cldm.ControlLDM"
+# the only targets an export's model.yaml may name: the model and its autoencoder
+STORED_TARGETS = {"target": TARGET, "params.first_stage_config.target": AUTOENCODER_TARGET}
 EXPORT_WEIGHTS = "model.safetensors"
 EXPORT_CONFIG = "model.yaml"
 EMA_PREFIX = "ema."
@@ -94,8 +97,7 @@ def read_export_spec(folder: str | Path) -> dict[str, Any]:
     missing = [key for key in ("target", "params", "weights") if not isinstance(spec, dict) or key not in spec]
     if missing:
         raise ValueError(f"{path}: missing key(s) {missing}")
-    if spec["target"] != TARGET:
-        raise ValueError(f"{path}: target {spec['target']!r} is not {TARGET!r}")
+    check_stored_targets(spec, STORED_TARGETS, str(path))
     return spec
 
 

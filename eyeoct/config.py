@@ -1,8 +1,9 @@
 """Config loading: YAML files merged in order, `key.sub=value` overrides, and safe instantiation.
 
 A config is an OmegaConf tree. Blocks with `target:` and optional `params:` are built by
-`ldm.util.config.instantiate_from_config` (re-exported here with `require` and `ConfigError`), which only
-imports targets under an allow-list of packages (`ldm.`, `cldm.`, `eyeoct.`, `torch.`, `pytorch_lightning.`).
+`ldm.util.config.instantiate_from_config` (re-exported here with `require` and `ConfigError`), which builds
+only classes from an explicit registry (the classes of `ldm`, `cldm` and `eyeoct`, and a listed few outside
+ones); `load_config` checks every target of the merged config before anything is built.
 A YAML file may list other files under `includes:` (paths relative to itself); they are merged
 before the file's own keys, so `configs/ae/phantom_demo.yaml` can pull in its data config.
 
@@ -19,8 +20,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ldm.util.config import (SOURCES_KEY, ConfigError, get_obj_from_str, instantiate_from_config, require,
-                              to_container)
+from ldm.util.config import (SOURCES_KEY, ConfigError, check_config_targets, get_obj_from_str,
+                              instantiate_from_config, require, to_container)
 from ldm.util.files import atomic_write
 
 __all__ = ["SOURCES_KEY", "ConfigError", "get_obj_from_str", "instantiate_from_config", "require", "to_container",
@@ -108,6 +109,7 @@ def load_config(paths: Sequence[str | Path], overrides: Iterable[str] = ()) -> D
     cfg = OmegaConf.merge(*[_load_yaml(f, ()) for f in files])
     apply_overrides(cfg, overrides)
     cfg[SOURCES_KEY] = [str(f) for f in files]
+    check_config_targets(cfg, ", ".join(cfg[SOURCES_KEY]))
     return cfg
 
 

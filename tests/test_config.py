@@ -69,11 +69,11 @@ def test_overrides_reach_list_items_by_index_and_keep_interpolations(tmp_path):
     a = write(tmp_path / "a.yaml", """
         size: 64
         callbacks:
-          - {target: a.B, params: {every: 10, size: "${size}"}}
-          - {target: a.C}
+          - {target: eyeoct.a.B, params: {every: 10, size: "${size}"}}
+          - {target: eyeoct.a.C}
     """)
     cfg = load_config([a], ["callbacks.0.params.every=2", "callbacks.1.params={k: 3}", "size=${other}", "other=5"])
-    assert cfg.callbacks[0].params.every == 2 and cfg.callbacks[0].target == "a.B"
+    assert cfg.callbacks[0].params.every == 2 and cfg.callbacks[0].target == "eyeoct.a.B"
     assert cfg.callbacks[1].params.k == 3
     assert cfg.callbacks[0].params.size == 5  # resolved at access time, after every override
     with pytest.raises(ConfigError, match=r"callbacks.5.params.every=1"):

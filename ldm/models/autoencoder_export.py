@@ -16,7 +16,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from ldm.models.autoencoder import AutoencoderKL
-from ldm.util.config import upgrade_stored_spec
+from ldm.util.config import check_stored_targets, upgrade_stored_spec
 from ldm.util.files import temporary_sibling
 
 logger = logging.getLogger(__name__)
@@ -91,8 +91,7 @@ def load_exported_autoencoder(path: str | Path) -> tuple[AutoencoderKL, float]:
     for key in ("target", "params", "scale_factor"):
         if key not in spec:
             raise ValueError(f"{config_path}: missing key '{key}'")
-    if spec["target"] != TARGET:
-        raise ValueError(f"{config_path}: target {spec['target']!r} is not {TARGET!r}")
+    check_stored_targets(spec, {"target": TARGET}, str(config_path))
     weights_path = config_path.parent / EXPORT_WEIGHTS
     if not weights_path.is_file():
         raise FileNotFoundError(f"exported autoencoder weights not found: {weights_path}")

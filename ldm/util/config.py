@@ -1,9 +1,18 @@
-"""Building objects from `target:`/`params:` config blocks, with an allow-list of importable packages.
+"""Building objects from `target:`/`params:` config blocks, with an explicit registry of buildable classes.
 
-`instantiate_from_config` only imports targets under `allowed_target_prefixes()`: `ldm.`, `torch.` and
-`pytorch_lightning.`, plus the prefixes that packages building on `ldm` add for themselves with
-`allow_target_prefix` when they are imported (`cldm.`, and the application's own package). Anything else
-is an error naming the target.
+A config is data and never runs code. `instantiate_from_config` builds a target only when it passes
+`check_target`, which looks at the name before anything is imported:
+
+- a class defined in one of the project's own packages (`ldm`, and those that packages building on it
+  register for themselves with `allow_target_prefix` when imported: `cldm`, `eyeoct`); the imported object
+  must be a class whose `__module__` lies in that package, so a function or a re-exported foreign name
+  (`eyeoct.x.os`, a helper function) is refused;
+- or one of the few named outside classes in `EXTERNAL_TARGETS` (plus those registered with
+  `register_target`).
+
+Anything else (`torch.hub.load`, `torch.load`, `os.system`, any function) is an error naming the target and
+the config files it came from; `check_config_targets` applies the same check to every nested block of a
+whole config before anything is built.
 
 Config blocks that are not targets themselves (a model's architecture, its ControlNet settings) are read
 into frozen dataclasses with `validated`: an unknown key is an error naming it and the allowed keys, a
@@ -21,7 +30,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 SOURCES_KEY = "config_files"  # where a loaded config lists the files it was merged from
-_allowed_prefixes: list[str] = ["ldm.", "torch.", "pytorch_lightning."]
+_allowed_prefixes: list[str] = ["ldm."]
+# The outside classes a config may name: Lightning's loggers (a `loggers:` block). Nothing else from torch or
+# Lightning: any of their callables could load a pickle or run a hub file.
+EXTERNAL_TARGETS: set[str] = {
+    "pytorch_lightning.loggers.TensorBoardLogger",
+    "pytorch_lightning.loggers.CSVLogger",
+}
 # Keys renamed so that one thing has one name everywhere: former name -> the key to use instead.
 FORMER_NAMES = {
     "norm_groups": "num_groups",
@@ -49,14 +64,21 @@ def allow_target_prefix(prefix: str) -> None:
         _allowed_prefixes.append(prefix)
 
 
+def register_target(name: str) -> None:
+    """Let the outside class `name` (``"package.module.Class"``) be built from configs."""
+    EXTERNAL_TARGETS.add(name)
+
+
 def allowed_target_prefixes() -> tuple[str, ...]:
-    """The prefixes a config target must start with, in the order they were allowed."""
+    """The project packages whose own classes a config may name, in the order they were allowed."""
     return tuple(_allowed_prefixes)
 
 
-def _sources(cfg: DictConfig) -> str:
-    files = OmegaConf.select(cfg, SOURCES_KEY, default=None)
-    return ", ".join(files) if files else "(no file)"
+def _sources(cfg: Any) -> str:
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        files = OmegaConf.select(cfg._get_root(), SOURCES_KEY, default=None)
+        return ", ".join(files) if files else "(no file)"
+    return "(no file)"
 
 
 def require(cfg: DictConfig, key: str) -> Any:
@@ -76,20 +98,82 @@ def require(cfg: DictConfig, key: str) -> Any:
     return value
 
 
-def get_obj_from_str(target: str) -> Any:
-    """Import `package.module.Name` after checking it against the allow-list."""
-    allowed = allowed_target_prefixes()
-    if not isinstance(target, str) or not target.startswith(allowed):
-        raise ConfigError(f"config target {target!r} is not allowed: targets must start with one of "
-                          f"{', '.join(allowed)}")
+def _refuse(target: Any, where: str, why: str) -> ConfigError:
+    return ConfigError(f"config target {target!r} in {where} is refused: {why}")
+
+
+def check_target(target: Any, where: str = "(no file)") -> None:
+    """Raise `ConfigError` unless the name `target` may be built at all (nothing is imported)."""
+    if not isinstance(target, str) or not target or not all(part.isidentifier() for part in target.split(".")):
+        raise _refuse(target, where, "a target is a dotted class name such as ldm.models.autoencoder.AutoencoderKL")
+    if target in EXTERNAL_TARGETS or target.startswith(allowed_target_prefixes()):
+        return
+    raise _refuse(target, where, f"configs build only classes of the packages {', '.join(allowed_target_prefixes())} "
+                                 f"and the listed classes {sorted(EXTERNAL_TARGETS)}")
+
+
+def get_obj_from_str(target: str, where: str = "(no file)") -> type:
+    """The class named `target`, after `check_target`; refuses anything that is not a class of the project's
+    own packages (or a listed outside class)."""
+    check_target(target, where)
     module_name, _, attr = target.rpartition(".")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ConfigError(f"config target {target!r}: cannot import module {module_name!r}: {err}") from err
+        raise ConfigError(f"config target {target!r} in {where}: cannot import module {module_name!r}: {err}") from err
     if not hasattr(module, attr):
-        raise ConfigError(f"config target {target!r}: module {module_name!r} has no attribute {attr!r}")
-    return getattr(module, attr)
+        raise ConfigError(f"config target {target!r} in {where}: module {module_name!r} has no attribute {attr!r}")
+    obj = getattr(module, attr)
+    if not inspect.isclass(obj):
+        raise _refuse(target, where, f"it is a {type(obj).__name__}, not a class")
+    if target not in EXTERNAL_TARGETS and not f"{obj.__module__}.".startswith(allowed_target_prefixes()):
+        raise _refuse(target, where, f"it is {obj.__module__}.{obj.__qualname__}, a class from outside the project")
+    return obj
+
+
+def config_targets(node: Any) -> dict[str, Any]:
+    """Every `target:` value at any depth of the config `node`, by its dotted path (``model.params.target``)."""
+    found: dict[str, Any] = {}
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, Mapping):
+            for key, child in value.items():
+                child_path = f"{path}.{key}" if path else str(key)
+                if key == "target":
+                    found[child_path] = child
+                else:
+                    walk(child, child_path)
+        elif isinstance(value, (list, tuple)):
+            for i, child in enumerate(value):
+                walk(child, f"{path}[{i}]")
+
+    walk(OmegaConf.to_container(node, resolve=False) if isinstance(node, (DictConfig, ListConfig)) else node, "")
+    return found
+
+
+def check_config_targets(node: Any, where: str | None = None) -> None:
+    """`check_target` for every `target:` at any depth of the config `node`, listing every refused one."""
+    where = where or _sources(node)
+    refused = []
+    for path, target in config_targets(node).items():
+        try:
+            check_target(target, where)
+        except ConfigError:
+            refused.append(f"{path}: {target!r}")
+    if refused:
+        raise ConfigError(f"{where}: config targets refused ({'; '.join(refused)}): configs build only classes of "
+                          f"the packages {', '.join(allowed_target_prefixes())} and the listed classes "
+                          f"{sorted(EXTERNAL_TARGETS)}")
+
+
+def check_stored_targets(spec: Any, expected: Mapping[str, str], where: str) -> None:
+    """Refuse a stored model spec (an export's YAML, a checkpoint's copy) unless its targets are exactly
+    `expected` (dotted path -> target): a file accepts only the targets it was written with."""
+    found = config_targets(spec)
+    wrong = [f"{path}: {target!r}" for path, target in found.items() if expected.get(path) != target]
+    if wrong:
+        raise ConfigError(f"{where}: refused target(s) {'; '.join(wrong)}; this file may only name "
+                          + ", ".join(f"{path}: {target}" for path, target in expected.items()))
 
 
 def to_container(node: Any) -> Any:
@@ -144,7 +228,7 @@ def instantiate_from_config(node: Mapping | DictConfig, **extra_kwargs: Any) -> 
     if node is None or "target" not in node:
         shown = OmegaConf.to_yaml(node) if isinstance(node, DictConfig) else repr(node)
         raise ConfigError(f"expected a block with a 'target:' key, got:\n{shown}")
-    factory = get_obj_from_str(node["target"])
+    factory = get_obj_from_str(node["target"], _sources(node))
     params = to_container(node.get("params", None)) or {}
     if not isinstance(params, dict):
         raise ConfigError(f"'params' of target {node['target']!r} must be a mapping, got {params!r}")
