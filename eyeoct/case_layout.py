@@ -14,6 +14,7 @@ order, each extension tried in lower case and then upper case. So a folder holdi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 NUM_SLICES = 6
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # reading order, first existing file wins
@@ -25,6 +26,40 @@ class MissingSlicesError(ValueError):
     def __init__(self, message: str, path: Path):
         super().__init__(message)
         self.path = path
+
+
+def case_id_problem(case_id: str) -> str | None:
+    """Why `case_id` cannot name a folder of its own (`.`/`..`, a path separator, a control character,
+    empty), or None when it can."""
+    if not case_id or case_id in (".", ".."):
+        return f"case id {case_id!r} is empty, '.' or '..'"
+    if "/" in case_id or "\\" in case_id:
+        return f"case id {case_id!r} holds a path separator"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in case_id):
+        return f"case id {case_id!r} holds a control character"
+    return None
+
+
+def case_id_problems(ids: Sequence[tuple[str, str]]) -> dict[int, str]:
+    """The problem of each entry of `ids` (`(case_id, where it came from)`) by position: an unusable id
+    (`case_id_problem`), or one repeating an earlier id, also when they differ only in case (`A` and `a` collide
+    on macOS and Windows file systems)."""
+    problems: dict[int, str] = {}
+    first: dict[str, tuple[str, str]] = {}
+    for i, (case_id, source) in enumerate(ids):
+        problem = case_id_problem(case_id)
+        if problem is None and case_id.casefold() in first:
+            earlier_id, earlier = first[case_id.casefold()]
+            if earlier_id == case_id:
+                problem = f"case id {case_id!r} appears twice ({earlier} and {source}): their outputs would collide"
+            else:
+                problem = (f"case ids {earlier_id!r} and {case_id!r} differ only in case ({earlier} and {source}): "
+                           f"their folders collide on case-insensitive file systems (macOS, Windows)")
+        if problem is None:
+            first[case_id.casefold()] = (case_id, source)
+        else:
+            problems[i] = problem
+    return problems
 
 
 def case_prefix(case_id: str) -> str:

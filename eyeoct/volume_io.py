@@ -11,8 +11,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from eyeoct.case_layout import (NUM_SLICES, MissingSlicesError, case_prefix, find_slice_files, has_slices,
-                                 slice_paths)
+from eyeoct.case_layout import (
+    NUM_SLICES,
+    MissingSlicesError,
+    case_prefix,
+    find_slice_files,
+    has_slices,
+    slice_paths,
+)
+from eyeoct.data.errors import ImageReadError
+from eyeoct.data.images import open_image
 
 
 class VolumeIOError(ValueError):
@@ -48,9 +56,8 @@ def read_volume(case_dir: str | Path) -> np.ndarray:
     arrays = []
     for path in paths:
         try:
-            with Image.open(path) as image:
-                arrays.append(np.asarray(image.convert("L")))
-        except OSError as err:
+            arrays.append(np.asarray(open_image(path).convert("L")))
+        except ImageReadError as err:
             raise VolumeIOError(f"cannot read slice {path}: {err}") from err
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:

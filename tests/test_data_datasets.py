@@ -71,11 +71,13 @@ def test_train_and_val_splits_share_no_patient(tmp_path):
 def test_unusual_cf_modes_are_converted(tmp_path, kind):
     csv = write_aptos_layout(tmp_path, patients=1, eyes=("L",))
     rgb = colour_fundus(40, seed=0)
-    arrays = {"grayscale": rgb[..., 1], "rgba": np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)]),
+    alpha = np.zeros(rgb.shape[:2], np.uint8)
+    alpha[:, : rgb.shape[1] // 2] = 255  # the right half transparent: composited on black
+    arrays = {"grayscale": rgb[..., 1], "rgba": np.dstack([rgb, alpha]),
               "16bit": rgb[..., 1].astype(np.uint16) * 257}
     save(arrays[kind], tmp_path / "CF" / "000000-60L.png")
     cf = AptosDataset(csv, cf_size=40)[0]["cf"]
-    reference = rgb if kind == "rgba" else np.repeat(rgb[..., 1:2], 3, axis=2)
+    reference = rgb * (alpha[..., None] // 255) if kind == "rgba" else np.repeat(rgb[..., 1:2], 3, axis=2)
     assert torch.equal(cf, torch.from_numpy(reference[:, 5:45]).permute(2, 0, 1).float() / 127.5 - 1)
 
 

@@ -4,10 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from skimage.data import retina
 
 from data_synthetic import bscan_panel, fundus_panel, save
 from eyeoct.data.errors import ImageReadError
 from eyeoct.data.images import crop_bscan_panel, locate_bscan_panel, read_gray, read_oct_slice, read_rgb
+from eyeoct.inference.input_check import OK, check_fundus_photo
+from eyeoct.volume_io import read_volume
 
 REALDATA = Path("/work/shared/realdata")
 
@@ -21,7 +24,8 @@ def test_read_rgb_converts_gray_rgba_palette_and_16bit(tmp_path):
     out = read_rgb(save(gray, tmp_path / "g.png"))
     assert out.dtype == np.uint8 and out.shape == (12, 10, 3)
     assert all(np.array_equal(out[..., c], gray) for c in range(3))
-    assert np.array_equal(read_rgb(save(rgba, tmp_path / "a.png")), rgba[..., :3])
+    rgba[..., 3] = np.where(rgba[..., 3] > 127, 255, 0)  # opaque or transparent: exact on black
+    assert np.array_equal(read_rgb(save(rgba, tmp_path / "a.png")), rgba[..., :3] * (rgba[..., 3:] // 255))
     out16 = read_rgb(save(deep, tmp_path / "d.png"))
     assert np.array_equal(out16[..., 1], np.rint(deep / 257.0).astype(np.uint8))
     palette = Image.fromarray(rgba[..., :3]).convert("P")
@@ -129,3 +133,37 @@ def test_spectralis_linescan_two_panel_renders(layout):
 def test_pseudocolour_screenshot_is_rejected():
     with pytest.raises(ImageReadError, match="pseudocolour_screenshot_h1.jpg"):
         read_oct_slice(REALDATA / "robustness/pseudocolour_screenshot_h1.jpg")
+
+
+def test_exif_orientation_is_applied_by_every_reader(tmp_path):
+    """A photo stored sideways with Orientation=6 (rotate 90 degrees clockwise to view) is read upright, by the CF
+    reader, the B-scan reader and the volume reader alike."""
+    upright = np.zeros((40, 60, 3), np.uint8)
+    upright[:, :20] = (200, 120, 40)  # a bright left third: nasal/temporal swap would move it
+    stored = np.rot90(upright, k=1)  # what the camera wrote: the viewer turns it back clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "cf.png", exif=exif)
+    out = read_rgb(tmp_path / "cf.png")
+    assert out.shape == (40, 60, 3)
+    assert np.array_equal(out, upright)
+    gray_stored = np.ascontiguousarray(stored[..., 0])
+    folder = tmp_path / "case7"
+    folder.mkdir()
+    for k in range(6):
+        Image.fromarray(gray_stored).save(folder / f"case7_{k}.png", exif=exif)
+    volume = read_volume(folder)
+    assert volume.shape == (6, 40, 60) and np.array_equal(volume[2], upright[..., 0])
+    assert np.array_equal(read_gray(folder / "case7_0.png"), upright[..., 0])
+
+
+def test_a_transparent_surround_reads_dark_and_passes_the_input_check(tmp_path):
+    photo = np.asarray(Image.fromarray(retina()).convert("RGBA")).copy()
+    h, w = photo.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    outside = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 > (0.45 * min(h, w)) ** 2
+    photo[outside] = (255, 255, 255, 0)  # white but transparent, as exported by some viewers
+    Image.fromarray(photo).save(tmp_path / "cf.png")
+    rgb = read_rgb(tmp_path / "cf.png")
+    assert rgb[outside].max() == 0
+    assert check_fundus_photo(rgb) == OK

@@ -62,7 +62,7 @@ def test_layout_sizes_count_and_index(cf_folder, tmp_path):
         assert volume.shape == (6, 20, 28) and volume.std() > 0
         with Image.open(out / "montages" / f"{case}.png") as montage:
             assert montage.mode == "RGB" and montage.size == (324 + 4 + 3 * 224 + 2 * 4, 324)
-    assert sorted(p.name for p in out.iterdir()) == sorted(cases + ["index.csv", "montages"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(cases + [".eyeoct-infer", "index.csv", "montages"])
     rows = read_index(out / "index.csv")
     assert [r["kind"] for r in rows].count("submission") == 24 and [r["kind"] for r in rows].count("montage") == 4
     assert all((out / r["path"]).is_file() for r in rows)
@@ -230,7 +230,7 @@ def test_inputs_single_image_csv_and_errors(cf_folder, tmp_path):
     inputs = collect_inputs(root / "val.csv")
     assert [(i.case_id, i.path) for i in inputs] == [("x2L", root / "CF" / "x2L.jpg"), ("x1R", root / "CF" / "x1R.jpg")]
     save_rgb(cf_folder / "d.png", 20, 20, 6)
-    with pytest.raises(DataError, match="share the case id 'd'"):
+    with pytest.raises(DataError, match="case id 'd' appears twice"):
         collect_inputs(cf_folder)
     (cf_folder / "d.png").unlink()
     save_rgb(cf_folder / "montages.jpg", 20, 20, 7)

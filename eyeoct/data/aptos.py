@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from eyeoct.case_layout import case_prefix
-from eyeoct.data.cases import EyeCase, drop_repeated_ids, find_six_slices, resolve_inside
+from eyeoct.data.cases import EyeCase, drop_bad_ids, find_six_slices, resolve_inside
 from eyeoct.data.errors import DataError, DataProblem, report_problems
 
 AptosCase = EyeCase  # case id = CF file stem; `pid` is the CSV's PID
@@ -58,7 +58,7 @@ def load_aptos_cases(csv_path: str | Path, data_root: str | Path | None = None, 
             cases.append(_row_case(row, f"{csv_path} line {line} (PID {str(row['PID']).strip()})", root, require_oct))
         except DataError as err:
             problems.extend(DataProblem.from_error(err, csv_path))
-    cases, repeated = drop_repeated_ids(cases, csv_path)
+    cases, repeated = drop_bad_ids(cases, csv_path)
     report_problems(problems + repeated, str(csv_path))
     return cases
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-from eyeoct.case_layout import MissingSlicesError, find_slice_files
+from eyeoct.case_layout import MissingSlicesError, case_id_problems, find_slice_files
 from eyeoct.data.errors import DataError, DataProblem
 
 
@@ -50,18 +50,13 @@ def find_six_slices(folder: Path, prefix: str, where: str) -> list[Path]:
         raise DataError(f"{where}: {err}", folder) from err
 
 
-def drop_repeated_ids(cases: Sequence[EyeCase], source: Path) -> tuple[list[EyeCase], list[DataProblem]]:
-    """The cases with unique ids (first occurrence kept) and a problem for every repeat (their outputs and
-    cache entries would collide)."""
-    seen: dict[str, EyeCase] = {}
-    problems = []
-    for case in cases:
-        if case.case_id in seen:
-            problems.append(DataProblem(str(case.cf_path), f"{source}: case id {case.case_id!r} appears twice "
-                                                            f"({seen[case.case_id].cf_path} and {case.cf_path})"))
-        else:
-            seen[case.case_id] = case
-    return list(seen.values()), problems
+def drop_bad_ids(cases: Sequence[EyeCase], source: Path) -> tuple[list[EyeCase], list[DataProblem]]:
+    """The cases whose ids can name their own folder and cache entry (`eyeoct.case_layout.case_id_problems`: no
+    `.`/`..`, separators or control characters, no repeats, also none differing only in case; the first kept) and
+    a problem for every other one."""
+    bad = case_id_problems([(case.case_id, str(case.cf_path)) for case in cases])
+    problems = [DataProblem(str(cases[i].cf_path), f"{source}: {problem}") for i, problem in bad.items()]
+    return [case for i, case in enumerate(cases) if i not in bad], problems
 
 
 CaseT = TypeVar("CaseT")

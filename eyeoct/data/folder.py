@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from eyeoct.case_layout import find_image_file
-from eyeoct.data.cases import EyeCase, find_six_slices
+from eyeoct.data.cases import EyeCase, drop_bad_ids, find_six_slices
 from eyeoct.data.errors import DataError, DataProblem, report_problems
 
 CF_STEM = "cf"
@@ -47,5 +47,6 @@ def load_folder_cases(root: str | Path, require_oct: bool = True, patient_separa
             continue
         pid = folder.name.split(patient_separator)[0] if patient_separator else folder.name
         cases.append(EyeCase(pid=pid, cf_path=cf_path, oct_paths=oct_paths, case_id=folder.name))
-    report_problems(problems, str(root))
+    cases, bad_ids = drop_bad_ids(cases, root)
+    report_problems(problems + bad_ids, str(root))
     return cases

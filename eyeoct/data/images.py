@@ -27,7 +27,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from scipy.ndimage import gaussian_filter
 
 from eyeoct.data.errors import ImageReadError
@@ -45,7 +45,21 @@ MAX_CHROMA = 8.0  # mean channel difference above which an "OCT" image is a colo
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
-def _open_image(path: str | Path) -> Image.Image:
+def _upright_opaque(img: Image.Image) -> Image.Image:
+    """`img` turned as its EXIF Orientation tag says, with any transparency composited on black (a fundus
+    photo's transparent surround stays dark, as the camera's surround is)."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        black = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(black, img.convert("RGBA")).convert("RGB" if img.mode != "LA" else "L")
+    return img
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """A decoded image, upright (EXIF orientation applied) and opaque (alpha composited on black); an
+    `ImageReadError` naming the file when it is missing, empty or undecodable. Every reader goes through here."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"image file not found: {path}", path)
@@ -54,7 +68,7 @@ def _open_image(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
-            return img
+            return _upright_opaque(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ImageReadError(f"cannot decode image {path}: {err}", path) from err
 
@@ -73,8 +87,9 @@ def _high_depth_to_gray(img: Image.Image) -> np.ndarray | None:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image as uint8 [h,w,3]; grayscale, palette, RGBA (alpha dropped) and 16-bit are converted."""
-    img = _open_image(path)
+    """Read an image as uint8 [h,w,3], upright and opaque (`open_image`); grayscale, palette and 16-bit are
+    converted."""
+    img = open_image(path)
     gray = _high_depth_to_gray(img)
     if gray is not None:
         return np.repeat(gray[:, :, None], 3, axis=2)
@@ -86,7 +101,7 @@ def read_gray(path: str | Path) -> np.ndarray:
 
     Raises `ImageReadError` for colour pictures (e.g. pseudo-colour screenshots), which are not B-scans.
     """
-    img = _open_image(path)
+    img = open_image(path)
     gray = _high_depth_to_gray(img)
     if gray is not None:
         return gray

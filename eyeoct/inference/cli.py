@@ -10,7 +10,8 @@ from eyeoct.cli import add_print_config, parse_size, print_config
 from eyeoct.config import ConfigError
 from eyeoct.data.errors import DataError
 from eyeoct.inference.inputs import collect_inputs
-from eyeoct.inference.layout import OutputExistsError
+from eyeoct.inference.layout import check_output_dir
+from ldm.util.files import OutputFolderError
 from eyeoct.devices import resolve_device
 from eyeoct.inference.loading import load_inference_model, model_config, resolve_model_files
 from eyeoct.inference.runner import OUTPUT_FORMATS, InferenceOptions, InferenceResult, cf_preparer, run_inference
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> InferenceResult | None:
     """Parse `argv`, run inference and log a summary (with `--print-config`: print the settings, run nothing)."""
     args = inference_arg_parser().parse_args(argv)
     setup_logging(args.log_level)
+    if not args.print_config:  # inputs and output folder before anything heavy: nothing is written yet
+        inputs = collect_inputs(args.input)
+        check_output_dir(args.out, args.overwrite, args.input)
     config, ckpt = resolve_model_files(args.run, args.config, args.ckpt)
     if args.print_config:
         settings = {k: v for k, v in vars(args).items() if k not in ("print_config", "log_level")}
@@ -84,10 +88,10 @@ def main(argv: list[str] | None = None) -> InferenceResult | None:
                                size=args.size, ext=args.format, submit=args.submit, skip_bad=args.skip_bad,
                                strict_inputs=args.strict_inputs, make_zip=args.zip, checkpoint=str(ckpt),
                                progress=not args.quiet)
-    inputs = collect_inputs(args.input)
     loaded = load_inference_model(config, ckpt, resolve_device(args.device), use_ema=not args.no_ema,
                                   first_stage=args.first_stage)
-    result = run_inference(loaded.model, cf_preparer(loaded.cf_size), inputs, args.out, options, args.overwrite)
+    result = run_inference(loaded.model, cf_preparer(loaded.cf_size), inputs, args.out, options, args.overwrite,
+                           args.input)
     logger.info("wrote %d cases to %s (index %s%s)", len(result.cases), args.out, result.index_path,
                 f", zip {result.zip_path}" if result.zip_path else "")
     if result.skipped:
@@ -100,5 +104,5 @@ def cli_entry(argv: list[str] | None = None) -> None:
     """`main`, with bad input (files, folders, config, options) reported as one line instead of a traceback."""
     try:
         main(argv)
-    except (DataError, ConfigError, OutputExistsError, FileNotFoundError, ValueError) as err:
+    except (DataError, ConfigError, OutputFolderError, FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {err}")

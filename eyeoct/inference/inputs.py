@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from eyeoct.case_layout import IMAGE_EXTENSIONS
+from eyeoct.case_layout import IMAGE_EXTENSIONS, case_id_problems
 from eyeoct.data.aptos import load_aptos_cases
 from eyeoct.data.errors import DataError
 
@@ -44,10 +44,8 @@ def _cf_paths(path: Path) -> list[Path]:
 def collect_inputs(path: str | Path) -> list[InferenceInput]:
     """The CF photographs named by `path` (image, folder sorted by name, or CSV in row order), unique ids."""
     files = _cf_paths(Path(path))
-    first_by_id: dict[str, Path] = {}
-    for file in files:
-        if file.stem in first_by_id:
-            raise DataError(f"two inputs share the case id {file.stem!r} (their outputs would collide): "
-                            f"{first_by_id[file.stem]} and {file}")
-        first_by_id[file.stem] = file
+    problems = case_id_problems([(file.stem, str(file)) for file in files])
+    if problems:
+        raise DataError(f"{len(problems)} input(s) cannot name an output folder: "
+                        + "; ".join(f"{files[i]}: {problem}" for i, problem in problems.items()), path)
     return [InferenceInput(case_id=file.stem, path=file) for file in files]

@@ -199,12 +199,12 @@ def _sampled_cases(model: SamplingModel, prepare_cf: Callable[[np.ndarray], torc
 
 def run_inference(model: SamplingModel, prepare_cf: Callable[[np.ndarray], torch.Tensor],
                   inputs: list[InferenceInput], out_dir: str | Path, options: InferenceOptions,
-                  overwrite: bool = False) -> InferenceResult:
+                  overwrite: bool = False, input_path: str | Path | None = None) -> InferenceResult:
     """Translate every input CF photo (uint8 RGB -> `prepare_cf` -> model input) and write the outputs."""
     check_case_ids([item.case_id for item in inputs])
-    layout = check_output_dir(out_dir, overwrite)
+    layout = check_output_dir(out_dir, overwrite, input_path)
     good, skipped, verdicts = _checked_inputs(inputs, prepare_cf, options)
-    reset_output_dir(layout)
+    reset_output_dir(layout, [item.case_id for item in inputs])
     record = RunRecord(seed=options.seed, sampler=options.sampler, steps=options.steps, guidance=options.guidance,
                        eta=options.eta, precision=options.precision, checkpoint=options.checkpoint)
     writer = CaseWriter(layout, options.ext, options.size, options.submit, record)

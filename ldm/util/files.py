@@ -33,3 +33,23 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], fsync: boo
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+class OutputFolderError(OSError):
+    """An output folder that cannot be used: not creatable, not writable, or holding what must not be replaced."""
+
+
+def ensure_writable_folder(folder: str | Path) -> Path:
+    """Create `folder` (and its parents) if needed and prove it writable with a probe file that is removed at once;
+    raises `OutputFolderError` naming the folder before any work is done."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputFolderError(f"output path {folder} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = temporary_sibling(folder / "write-probe")
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as err:
+        raise OutputFolderError(f"output folder {folder} is not writable: {err.strerror or err}") from err
+    return folder
